@@ -1,0 +1,1 @@
+"""The in-container agent: standard library only (IPython in the Python worker)."""
