@@ -1,0 +1,284 @@
+"""SandboxManager: the seed's session manager, in Python.
+
+It creates sessions (cold, or claimed from a warm pool), runs commands and file
+operations in them, reports health, changes limits live, emits the seed's events, and
+cleans up every `cleanup_interval` seconds: idle sessions, dead ones, and orphaned
+containers of ours whose owner process is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import __version__
+from ..agent.protocol import PROTOCOL_VERSION
+from ..errors import SandboxError, SessionNotFound
+from .backend import LABEL_SESSION, LABEL_VERSION, Backend
+from .pool import Pool
+from .reaper import Owner, Reaped, owner_labels, reap
+from .session import Session, close_quietly
+from .spec import ContainerSpec, ExecResult, FileInfo, FileOp, Health, Limits, SessionInfo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE = f"sandbox-kernel:agent-v{PROTOCOL_VERSION}"
+EVENTS = ("session:created", "execution:completed", "execution:error", "session:cleanup",
+          "error")
+#: Variables every sandbox gets; nothing from the host environment is passed on.
+BASE_ENV = {"SANDBOX": "1"}
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What one cleanup pass removed."""
+
+    idle: tuple[str, ...]
+    dead: tuple[str, ...]
+    orphans: tuple[Reaped, ...]
+
+
+class SandboxManager:
+    """Creates and tracks sandbox sessions on one backend. Thread-safe; a context manager."""
+
+    def __init__(self, image: str = DEFAULT_IMAGE, limits: Limits | None = None, *,
+                 ceilings: Limits | None = None, pool_size: int = 0,
+                 idle_timeout: float = 1800.0, cleanup_interval: float = 60.0,
+                 env: dict[str, str] | None = None, backend: Backend | None = None,
+                 reap_on_start: bool = True) -> None:
+        if backend is None:
+            from .docker_backend import DockerBackend
+
+            backend = DockerBackend()
+        self.backend = backend
+        self.image = image
+        self.limits = limits or Limits()
+        self.ceilings = ceilings
+        if ceilings is not None:
+            self.limits.check_within(ceilings)
+        self.idle_timeout = idle_timeout
+        self.cleanup_interval = cleanup_interval
+        self.env = {**BASE_ENV, **(env or {})}
+        self.owner = Owner.current()
+        self.labels = {**owner_labels(self.owner), LABEL_VERSION: __version__}
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.RLock()
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {e: [] for e in
+                                                                              EVENTS}
+        self._stop = threading.Event()
+        self._closed = False
+        self.pool = Pool(backend, image, self.limits, self.env, pool_size, self.labels,
+                         self.owner)
+        if reap_on_start:
+            try:
+                reap(backend)
+            except SandboxError as exc:
+                log.debug("startup reap skipped: %s", exc)
+        self.pool.start()
+        self._cleaner: threading.Thread | None = None
+        if cleanup_interval > 0:
+            self._cleaner = threading.Thread(target=self._cleanup_loop, name="sandbox-cleanup",
+                                             daemon=True)
+            self._cleaner.start()
+
+    # ----- events -------------------------------------------------------------------------
+    def on(self, event: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(data)` on an event: one of EVENTS."""
+        if event not in self._listeners:
+            raise ValueError(f"unknown event {event!r}; events are: {', '.join(EVENTS)}")
+        self._listeners[event].append(callback)
+
+    def emit(self, event: str, **data: Any) -> None:
+        for callback in list(self._listeners.get(event, ())):
+            try:
+                callback(data)
+            except Exception as exc:  # noqa: BLE001 - a listener must not break the manager
+                log.warning("listener for %s failed: %s", event, exc)
+                if event != "error":
+                    self.emit("error", error=exc)
+
+    # ----- sessions -----------------------------------------------------------------------
+    def create_session(self, limits: Limits | None = None) -> str:
+        """Start a sandbox (from the pool when limits match) and return its session id."""
+        if self._closed:
+            raise SandboxError("this SandboxManager is closed")
+        return self.open_session(limits).session_id
+
+    def open_session(self, limits: Limits | None = None) -> Session:
+        """Like create_session, but return the Session object itself."""
+        lim = limits or self.limits
+        if self.ceilings is not None:
+            lim.check_within(self.ceilings)
+        t0 = time.perf_counter()
+        session = None
+        pooled = False
+        if self.pool.size and self.pool.matches(self.image, lim, self.env):
+            claimed = self.pool.claim()
+            if claimed is not None:
+                cid, sid = claimed
+                try:
+                    session = Session.connect(self.backend, cid, sid, self.image, lim,
+                                              start=False, ceilings=self.ceilings, timeout=10)
+                    pooled = True
+                except SandboxError as exc:
+                    log.warning("pooled sandbox was unusable (%s); starting a new one", exc)
+                    session = None
+        if session is None:
+            sid = secrets.token_hex(6)
+            spec = ContainerSpec(image=self.image, name=self.owner.container_name(sid),
+                                 limits=lim, labels={**self.labels, LABEL_SESSION: sid},
+                                 env=self.env)
+            try:
+                cid = self.backend.create(spec)
+            except SandboxError as exc:
+                self.emit("error", error=exc)
+                raise
+            try:
+                session = Session.connect(self.backend, cid, sid, self.image, lim, start=True,
+                                          ceilings=self.ceilings)
+            except SandboxError as exc:
+                self.emit("error", error=exc)
+                raise
+        with self._lock:
+            self._sessions[session.session_id] = session
+        self.emit("session:created", session_id=session.session_id,
+                  container_id=session.container_id, pooled=pooled,
+                  duration_ms=(time.perf_counter() - t0) * 1000)
+        return session
+
+    def session(self, session_id: str) -> Session:
+        with self._lock:
+            s = self._sessions.get(session_id)
+        if s is None:
+            raise SessionNotFound(f"no sandbox session {session_id!r}")
+        return s
+
+    def list_sessions(self) -> list[SessionInfo]:
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return [
+            SessionInfo(session_id=s.session_id, container_id=s.container_id, image=s.image,
+                        created_at=s.created_at, last_activity_at=s.last_activity_at,
+                        memory_limit=s.limits.memory, cpu_limit=s.limits.cpus,
+                        pids_limit=s.limits.pids, alive=s.alive)
+            for s in sessions
+        ]
+
+    def destroy_session(self, session_id: str, reason: str = "destroyed") -> None:
+        with self._lock:
+            s = self._sessions.pop(session_id, None)
+        if s is None:
+            raise SessionNotFound(f"no sandbox session {session_id!r}")
+        close_quietly(s)
+        self.emit("session:cleanup", session_id=session_id, reason=reason)
+
+    # ----- work in a session ----------------------------------------------------------------
+    def execute_command(self, session_id: str, command: str | list[str],
+                        timeout: float | None = None) -> ExecResult:
+        session = self.session(session_id)
+        try:
+            result = session.execute_command(command, timeout)
+        except SandboxError as exc:
+            self.emit("execution:error", session_id=session_id, error=exc)
+            raise
+        self.emit("execution:completed", session_id=session_id, result=result)
+        return result
+
+    def file_operation(self, session_id: str, op: FileOp) -> str | list[str] | int | None:
+        """The seed's fileOperation: read -> text, list -> names, write -> bytes written."""
+        s = self.session(session_id)
+        if op.type == "read":
+            return s.read_file(op.path).decode("utf-8", "replace")
+        if op.type == "write":
+            return s.write_file(op.path, op.content if op.content is not None else b"")
+        if op.type == "delete":
+            s.delete_file(op.path)
+            return None
+        if op.type == "list":
+            return [e.name for e in s.list_files(op.path)]
+        raise ValueError(f"unknown file operation {op.type!r}; use read, write, delete or list")
+
+    def read_file(self, session_id: str, path: str) -> bytes:
+        return self.session(session_id).read_file(path)
+
+    def write_file(self, session_id: str, path: str, content: bytes | str) -> int:
+        return self.session(session_id).write_file(path, content)
+
+    def list_files(self, session_id: str, path: str = "/sandbox") -> list[FileInfo]:
+        return self.session(session_id).list_files(path)
+
+    def delete_file(self, session_id: str, path: str, recursive: bool = False) -> None:
+        self.session(session_id).delete_file(path, recursive)
+
+    def get_session_health(self, session_id: str) -> Health:
+        return self.session(session_id).health()
+
+    def update_session_limits(self, session_id: str, *, memory: object = None,
+                              cpus: object = None, pids: object = None, timeout: object = None,
+                              cpu_time: object = None) -> Limits:
+        changes = {k: v for k, v in (("memory", memory), ("cpus", cpus), ("pids", pids),
+                                     ("timeout", timeout), ("cpu_time", cpu_time))
+                   if v is not None}
+        return self.session(session_id).update_limits(**changes)
+
+    # ----- cleanup ------------------------------------------------------------------------
+    def cleanup(self) -> CleanupReport:
+        """One pass: idle sessions, dead sessions, and orphaned containers of ours."""
+        now = time.time()
+        idle: list[str] = []
+        dead: list[str] = []
+        with self._lock:
+            for sid, s in list(self._sessions.items()):
+                if not s.alive:
+                    dead.append(sid)
+                elif not s.busy and now - s.last_activity_at > self.idle_timeout:
+                    idle.append(sid)
+        for sid in dead:
+            self._drop(sid, "container died")
+        for sid in idle:
+            self._drop(sid, "idle")
+        with self._lock:
+            keep = frozenset(s.container_id for s in self._sessions.values())
+        orphans = tuple(reap(self.backend, keep=keep))
+        for r in orphans:
+            self.emit("session:cleanup", session_id=None, container_id=r.container_id,
+                      reason=r.reason)
+        return CleanupReport(tuple(idle), tuple(dead), orphans)
+
+    def _drop(self, sid: str, reason: str) -> None:
+        try:
+            self.destroy_session(sid, reason=reason)
+        except SessionNotFound:
+            pass
+
+    def _cleanup_loop(self) -> None:
+        while not self._stop.wait(self.cleanup_interval):
+            try:
+                self.cleanup()
+            except SandboxError as exc:
+                self.emit("error", error=exc)
+
+    def close(self) -> None:
+        """Destroy every session and the pool. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for s in sessions:
+            close_quietly(s)
+            self.emit("session:cleanup", session_id=s.session_id, reason="manager closed")
+        self.pool.close()
+
+    def __enter__(self) -> SandboxManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
