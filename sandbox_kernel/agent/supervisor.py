@@ -58,6 +58,7 @@ class Supervisor:
         self.workers: dict[str, Worker] = {}
         self.commands: dict[int, Command] = {}
         self.pending: dict[int, str] = {}  # request id -> worker kind awaiting a reply
+        self.next_sample = 0.0
 
     # ----- output to the host -------------------------------------------------------------
     def send(self, frame: dict[str, Any]) -> None:
@@ -348,8 +349,11 @@ class Supervisor:
         run.kill_at = kill_at if run.kill_at is None else min(run.kill_at, kill_at)
 
     def tick(self) -> None:
+        """Deadlines on every loop pass; cgroup and CPU sampling at most every TICK."""
         now = time.monotonic()
-        sample = None
+        sample_due = now >= self.next_sample
+        if sample_due:
+            self.next_sample = now + TICK
         for w in list(self.workers.values()):
             run = w.run
             if run is None:
@@ -361,19 +365,26 @@ class Supervisor:
             if run.deadline is not None and now >= run.deadline and run.verdict is None:
                 run.verdict = "timeout"
                 self.escalate(w, run, DEFAULT_GRACE)
-            if run.cpu_budget is not None and run.verdict is None:
-                if procs.cpu_seconds(w.pid) - run.cpu_start > run.cpu_budget:
-                    run.verdict = "cpu_time"
-                    self.escalate(w, run, DEFAULT_GRACE)
-            sample = sample or self.cgroup.sample()
-            run.peak_memory = max(run.peak_memory, sample.memory_usage)
-            limit = sample.memory_limit
-            if limit and not run.warned_memory and sample.memory_usage > 0.9 * limit:
-                run.warned_memory = True
-                pct = 100 * sample.memory_usage / limit
-                self.send({"id": run.id, "type": "stream", "name": "stderr",
-                           "text": f"[sandbox] warning: this cell is using {pct:.0f}% of the "
-                                   f"{limit // 2**20} MB memory limit\n"})
+            if sample_due:
+                self.sample_run(w, run)
+
+    def sample_run(self, w: Worker, run: Run) -> None:
+        """CPU budget, peak memory and the one-time 90% memory warning for a running cell."""
+        if run.cpu_budget is not None and run.verdict is None:
+            if procs.cpu_seconds(w.pid) - run.cpu_start > run.cpu_budget:
+                run.verdict = "cpu_time"
+                self.escalate(w, run, DEFAULT_GRACE)
+        sample = self.cgroup.sample()
+        run.peak_memory = max(run.peak_memory, sample.memory_usage)
+        limit = sample.memory_limit
+        if limit and not run.warned_memory and sample.memory_usage > 0.9 * limit:
+            run.warned_memory = True
+            pct = 100 * sample.memory_usage / limit
+            self.send({"id": run.id, "type": "stream", "name": "stderr",
+                       "text": f"[sandbox] warning: this cell is using {pct:.0f}% of the "
+                               f"{limit // 2**20} MB memory limit\n"})
+
+    def tick_commands(self, now: float) -> None:
         for c in list(self.commands.values()):
             if c.deadline is not None and now >= c.deadline and not c.timed_out:
                 c.timed_out = True
@@ -634,6 +645,7 @@ class Supervisor:
                 if self.stopping:
                     break
             self.tick()
+            self.tick_commands(time.monotonic())
         self.shutdown()
 
     def shutdown(self) -> None:
