@@ -11,6 +11,7 @@
 #    mmdebstrap | docker import
 # 4. docker build, tagging the image with the agent protocol version
 set -euo pipefail
+export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ctx="$here/sandbox"

@@ -119,3 +119,10 @@ class Cgroup:
             oom_kills=oom,
             taken_at=time.time(),
         )
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    json.dump(Cgroup().sample().as_dict(), sys.stdout)

@@ -72,6 +72,10 @@ class Backend(ABC):
         """Raise EngineUnavailable or ImageMissing unless `image` can be started."""
 
     @abstractmethod
+    def image_labels(self, image: str) -> dict[str, str]:
+        """Labels of a local image; raise ImageMissing if it is not there."""
+
+    @abstractmethod
     def create(self, spec: ContainerSpec, started: bool = False) -> str:
         """Create (and optionally start, unattached) a container; return its id."""
 
@@ -102,6 +106,10 @@ class Backend(ABC):
     @abstractmethod
     def list_owned(self, all_states: bool = True) -> list[ContainerRecord]:
         """Every container carrying our session label, on this engine."""
+
+    @abstractmethod
+    def exec_in(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
+        """Run a process beside the agent (for host tools such as `health`); (code, output)."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

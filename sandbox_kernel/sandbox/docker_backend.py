@@ -49,7 +49,9 @@ def _translated(what: str) -> Iterator[None]:
     except SandboxError:
         raise
     except docker.errors.ImageNotFound as exc:
-        raise ImageMissing(f"cannot {what}: the image is missing ({_explain(exc)})") from exc
+        raise ImageMissing(
+            f"cannot {what}: the image is missing ({_explain(exc)}); build it with "
+            "'sandbox-kernel build-image'") from exc
     except docker.errors.NotFound as exc:
         raise SessionGone(f"cannot {what}: the container no longer exists") from exc
     except docker.errors.APIError as exc:
@@ -124,11 +126,9 @@ class DockerBackend(Backend):
     def api(self) -> Any:
         return self.client.api
 
-    def check(self, image: str) -> None:
-        with _translated("reach the Docker engine"):
-            self.api.ping()
+    def image_labels(self, image: str) -> dict[str, str]:
         try:
-            labels = (self.api.inspect_image(image).get("Config") or {}).get("Labels") or {}
+            config = self.api.inspect_image(image).get("Config") or {}
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(
                 f"the sandbox image {image!r} is not on this Docker engine; build it with "
@@ -136,7 +136,12 @@ class DockerBackend(Backend):
             ) from exc
         except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
             raise EngineUnavailable(f"no Docker engine is reachable; {ENGINE_HINT}") from exc
-        proto = labels.get("sandbox_kernel.protocol")
+        return dict(config.get("Labels") or {})
+
+    def check(self, image: str) -> None:
+        with _translated("reach the Docker engine"):
+            self.api.ping()
+        proto = self.image_labels(image).get("sandbox_kernel.protocol")
         if proto is not None and proto != str(PROTOCOL_VERSION):
             raise ImageMissing(
                 f"the image {image!r} carries agent protocol {proto}, but this sandbox-kernel "
@@ -266,6 +271,13 @@ class DockerBackend(Backend):
             for r in rows
             if LABEL_SESSION in (r.get("Labels") or {})
         ]
+
+    def exec_in(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
+        with _translated("run a probe in the sandbox"):
+            exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+            output = self.api.exec_start(exec_id)
+            code = self.api.exec_inspect(exec_id).get("ExitCode")
+        return (code if isinstance(code, int) else -1), bytes(output or b"")
 
     def versions(self) -> dict[str, str]:
         with _translated("read the engine's version"):
