@@ -1,0 +1,53 @@
+# sandbox-kernel: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else (venv, Docker engine, image, kernelspec) is set up on the way.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help venv engine image kernelspec hello demo test lint bench clean-containers
+
+help:
+	@echo "make demo   - set everything up, run notebooks/demo.ipynb in the sandbox kernel"
+	@echo "make test   - set everything up and run the test suite against the real engine"
+	@echo "make hello  - run one command in a fresh sandbox"
+	@echo "make bench  - run the benchmarks (ratios against references, in one run)"
+	@echo "make lint   - ruff and mypy"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+engine:
+	@bash docker/ensure-engine.sh
+
+image: venv engine
+	@PYTHON=$(PY) bash docker/build-sandbox.sh
+
+kernelspec: venv
+	@$(BIN)/sandbox-kernel install --sys-prefix >/dev/null
+
+hello: image
+	$(BIN)/sandbox-kernel exec -- python3 -c "print('hello from the sandbox')"
+
+demo: image kernelspec
+	@$(PY) -m sandbox_kernel.kernel.demo
+
+test: image kernelspec
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check sandbox_kernel tests benchmarks
+	$(BIN)/mypy
+
+bench: image kernelspec
+	$(PY) benchmarks/session.py
+	$(PY) benchmarks/kernel.py
+
+clean-containers: venv
+	$(BIN)/sandbox-kernel cleanup

@@ -1,0 +1,110 @@
+"""Session-layer latency, side by side with `docker exec` as the reference, in one run.
+
+    .venv/bin/python benchmarks/session.py [--quick]
+
+Prints median and p95 (ms) for: session create until ready (cold, and claimed from the warm
+pool), execute_command('true'), the agent round trip of a trivial Python statement, and
+`docker exec` of the same work. Writes benchmarks/results/session.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sandbox_kernel.sandbox import Limits, SandboxManager
+from sandbox_kernel.sandbox.docker_backend import DockerBackend
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def measure(fn: Callable[[], object], n: int, warmup: int = 2) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return {"median_ms": statistics.median(samples),
+            "p95_ms": samples[min(len(samples) - 1, int(len(samples) * 0.95))], "n": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    k = 0.3 if ap.parse_args().quick else 1.0
+    rows: dict[str, dict[str, float]] = {}
+    backend = DockerBackend()
+
+    with SandboxManager(cleanup_interval=0, backend=backend) as m:
+        def cold() -> None:
+            m.destroy_session(m.create_session())
+
+        rows["create (cold)"] = measure(cold, int(20 * k) or 3)
+
+    with SandboxManager(cleanup_interval=0, backend=backend, pool_size=1) as m:
+        pooled: list[float] = []
+        for _ in range(int(15 * k) or 3):
+            m.pool.fill_once()
+            t = time.perf_counter()
+            sid = m.create_session()
+            pooled.append((time.perf_counter() - t) * 1000)
+            m.destroy_session(sid)
+        pooled.sort()
+        rows["create (pool)"] = {"median_ms": statistics.median(pooled),
+                                 "p95_ms": pooled[int(len(pooled) * 0.95) - 1],
+                                 "n": len(pooled)}
+
+    with SandboxManager(cleanup_interval=0, backend=backend, limits=Limits(pids=64)) as m:
+        s = m.open_session()
+        rows["execute_command('true')"] = measure(lambda: s.execute_command("true"),
+                                                  int(300 * k))
+        rows["agent: python 'pass'"] = measure(
+            lambda: s.run("pass", lambda f: None, store_history=False).wait(), int(500 * k))
+        api = backend.api
+
+        def docker_exec(argv: list[str]) -> Callable[[], object]:
+            def run() -> object:
+                eid = api.exec_create(s.container_id, argv)["Id"]
+                return api.exec_start(eid)
+            return run
+
+        rows["docker exec true"] = measure(docker_exec(["true"]), int(40 * k) or 5)
+        rows["docker exec python3 -c pass"] = measure(
+            docker_exec(["python3", "-c", "pass"]), int(20 * k) or 5)
+
+    ratio_cmd = rows["docker exec true"]["median_ms"] / rows["execute_command('true')"]["median_ms"]
+    ratio_py = (rows["docker exec python3 -c pass"]["median_ms"]
+                / rows["agent: python 'pass'"]["median_ms"])
+    width = max(len(name) for name in rows)
+    print(f"{'':<{width}}  {'median ms':>10}  {'p95 ms':>9}")
+    for name, r in rows.items():
+        print(f"{name:<{width}}  {r['median_ms']:>10.3f}  {r['p95_ms']:>9.3f}")
+    print(f"\ndocker exec / execute_command: {ratio_cmd:.0f}x slower per call")
+    print(f"docker exec python / agent python: {ratio_py:.0f}x slower per call")
+    targets = {
+        "create (cold) <= 400 ms": rows["create (cold)"]["median_ms"] <= 400,
+        "create (pool) <= 50 ms": rows["create (pool)"]["median_ms"] <= 50,
+        "agent python round trip <= 1 ms": rows["agent: python 'pass'"]["median_ms"] <= 1.0,
+        "docker exec >= 50x slower than execute_command": ratio_cmd >= 50,
+    }
+    for name, met in targets.items():
+        print(f"{'met ' if met else 'MISS'}  {name}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "session.json").write_text(json.dumps({
+        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+        "rows": rows, "ratios": {"docker_exec_vs_execute_command": ratio_cmd,
+                                 "docker_exec_python_vs_agent_python": ratio_py},
+        "targets": targets}, indent=2))
+    print(f"\nwrote {RESULTS / 'session.json'}")
+
+
+if __name__ == "__main__":
+    main()
