@@ -47,6 +47,7 @@ EVENT_TYPES = frozenset(
         "result",
         "error",
         "input_request",
+        "payload",
         "notice",
         "data",
         "reply",

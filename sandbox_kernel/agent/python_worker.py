@@ -219,13 +219,28 @@ class Worker:
                        "traceback": ["KeyboardInterrupt"]})
         finally:
             self.link.in_user_code = False
+        expressions = req.get("user_expressions")
+        results: dict[str, Any] = {}
+        if isinstance(expressions, dict) and expressions:
+            try:
+                results = self.shell.user_expressions(
+                    {str(k): str(v) for k, v in expressions.items()})
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                results = {"error": {"status": "error", "ename": type(exc).__name__,
+                                     "evalue": str(exc), "traceback": []}}
         sys.stdout.flush()
         sys.stderr.flush()
         self.flush_streams()
         with self.out_lock:
             dropped = self.out_dropped
         self.link.send({"id": self.run_id, "type": "done", "status": status,
-                        "dropped_chars": dropped})
+                        "dropped_chars": dropped, "user_expressions": results})
+
+    def page(self, strng: Any, start: int = 0, screen_lines: int = 0,
+             pager_cmd: Any = None) -> None:
+        """IPython's pager (`obj?`, `%pdoc`): a Jupyter 'page' payload, as ipykernel does."""
+        data = strng if isinstance(strng, dict) else {"text/plain": str(strng)}
+        self.emit({"type": "payload", "source": "page", "data": data, "start": int(start)})
 
     def reply(self, req: dict[str, Any], content: dict[str, Any]) -> None:
         self.link.send({"id": req["id"], "type": "reply", "content": content})
@@ -394,6 +409,9 @@ def main() -> None:
     sys.stdout = worker.stdout  # type: ignore[assignment]
     sys.stderr = worker.stderr  # type: ignore[assignment]
     builtins.input = worker.input
+    from IPython.core import page
+
+    page.page = worker.page
     getpass.getpass = lambda prompt="Password: ", stream=None: worker.input(prompt, True)
     worker.flusher.start()
     link.send({"id": 0, "type": "log", "message": "python worker ready",

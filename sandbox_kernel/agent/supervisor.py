@@ -303,13 +303,16 @@ class Supervisor:
         w.run = run
         w.last_run_id = run.id
         fwd = {k: req[k] for k in ("id", "type", "code", "silent", "store_history",
-                                   "allow_stdin", "execution_count", "output_cap") if k in req}
+                                   "allow_stdin", "execution_count", "output_cap",
+                                   "user_expressions") if k in req}
         self.to_worker(w, fwd)
 
     def finish_run(self, w: Worker, run: Run, frame: dict[str, Any]) -> None:
         for fd in list(w.output_fds()):
             self.drain_output(fd, w)
         w.run = None
+        if not run.peak_memory:  # a cell shorter than one tick: take its one reading now
+            run.peak_memory = self.cgroup.sample().memory_usage
         status = "error" if frame.get("status") != "ok" else "ok"
         verdict = run.verdict or ("interrupted" if run.interrupted and status == "error"
                                   else status)
@@ -317,6 +320,8 @@ class Supervisor:
         extra: dict[str, Any] = {"dropped_chars": dropped}
         if frame.get("internal"):
             extra["internal"] = str(frame["internal"])[:500]
+        if isinstance(frame.get("user_expressions"), dict):
+            extra["user_expressions"] = frame["user_expressions"]
         self.send(self.done_frame(w, run, verdict, status, **extra))
         if run.verdict or run.interrupted:
             procs.kill_tagged(f"cell-{run.id}", exclude=frozenset({w.pid}))

@@ -22,8 +22,9 @@ from .backend import AgentStream
 log = logging.getLogger(__name__)
 
 Frame = dict[str, Any]
-#: Frame types that end a call.
+#: Frame types that end a call ("closed" is synthesized when the channel dies).
 TERMINAL = frozenset({"done", "reply", "hello"})
+CLOSED_TYPE = "closed"
 _CLOSED: Frame = {"id": -1, "type": "closed"}
 _MAX_LOG_LINE = 1000
 
@@ -44,9 +45,9 @@ class Call:
         terminal = frame["type"] in TERMINAL or frame is _CLOSED
         if terminal:
             self.final = frame
-        if self.on_frame is not None and frame is not _CLOSED:
+        if self.on_frame is not None:
             try:
-                self.on_frame(frame)
+                self.on_frame(dict(frame) if frame is _CLOSED else frame)
             except Exception:  # a consumer bug must not kill the reader thread
                 log.exception("event callback failed")
         else:

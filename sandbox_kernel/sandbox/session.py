@@ -187,7 +187,7 @@ class Session:
     # ----- code ---------------------------------------------------------------------------
     def run(self, code: str, on_event: Callable[[Frame], None], *, lang: str = "python",
             execution_count: int | None = None, allow_stdin: bool = False, silent: bool = False,
-            store_history: bool = True) -> Run:
+            store_history: bool = True, user_expressions: dict[str, str] | None = None) -> Run:
         """Start a cell; `on_event` gets stream/display/result/error/input_request frames."""
         lim = self.limits
         self.touch(busy=+1)
@@ -195,7 +195,8 @@ class Session:
             call = self.channel.call(
                 "run", on_frame=on_event, code=code, lang=lang, timeout=lim.timeout,
                 cpu_time=lim.cpu_time, output_cap=lim.output, execution_count=execution_count,
-                allow_stdin=allow_stdin, silent=silent, store_history=store_history)
+                allow_stdin=allow_stdin, silent=silent, store_history=store_history,
+                user_expressions=user_expressions or {})
         except BaseException:
             self.touch(busy=-1)
             raise

@@ -1,0 +1,423 @@
+"""`%sandbox` commands: run in the kernel process, against the kernel's sandbox session.
+
+A notebook is untrusted input, and these commands act on the host, so every command has
+a strict argparse grammar (no shell, names checked, paths confined), and anything else is
+refused with one line. Results are published as text/plain plus escaped text/html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ..errors import FileOperationError, LimitError, UsageError
+from ..sandbox.spec import LIVE_LIMITS, RULES, FileInfo, format_size
+from . import transfer
+
+if TYPE_CHECKING:
+    from ..sandbox.session import Session
+    from .cells import HostCommand
+    from .kernel import SandboxKernel
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+_RESERVED_ENV = {"PATH", "HOME", "SANDBOX_TASK", "SANDBOX_WORKER_FDS", "LD_PRELOAD",
+                 "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME"}
+SECRETS_DIR = "/tmp/.secrets"
+
+
+class _Exit(Exception):
+    """argparse wanted to print help (or an error) and exit."""
+
+    def __init__(self, text: str, error: bool) -> None:
+        super().__init__(text)
+        self.text = text
+        self.error = error
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise _Exit(message or "", status != 0)
+
+    def print_help(self, file: Any = None) -> None:
+        raise _Exit(self.format_help(), False)
+
+
+def _parser(prog: str, description: str) -> _Parser:
+    return _Parser(prog=prog, description=description, add_help=True, allow_abbrev=False,
+                   exit_on_error=False)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    text = [line, *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+                    for r in rows)]
+    cells = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>"
+                                    for c in r) + "</tr>" for r in rows)
+    return {"text/plain": "\n".join(text),
+            "text/html": f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"}
+
+
+def _kv(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    return _table(("", ""), pairs) | {"text/plain": "\n".join(
+        f"{k + ':':<16} {v}" for k, v in pairs)}
+
+
+class Commands:
+    """The `%sandbox` subcommands of one kernel."""
+
+    def __init__(self, kernel: SandboxKernel) -> None:
+        self.kernel = kernel
+        self.handlers: dict[str, tuple[str, Callable[[list[str], str | None],
+                                                     Awaitable[None]]]] = {
+            "help": ("show this help", self.cmd_help),
+            "limits": ("show or change limits: limits memory=256m cpus=0.5 ...",
+                       self.cmd_limits),
+            "status": ("session, image, container, limits, idle time, network",
+                       self.cmd_status),
+            "health": ("memory, CPU, processes and uptime", self.cmd_health),
+            "files": ("ls, cat, rm, mkdir, write, upload, download", self.cmd_files),
+            "upload": ("same as: files upload LOCAL [REMOTE]", self.cmd_upload),
+            "download": ("same as: files download REMOTE [LOCAL]", self.cmd_download),
+            "write": ("%%sandbox write PATH: write the cell's body to PATH", self.cmd_write),
+            "restart": ("replace the sandbox with a fresh, empty one", self.cmd_restart),
+            "env": ("set variables for later cells: env NAME=VALUE ...", self.cmd_env),
+            "secret": ("env NAME from a password prompt, as a file only the sandbox reads",
+                       self.cmd_secret),
+            "network": ("show the network mode (always none unless the admin allows)",
+                        self.cmd_network),
+            "put": ("copy a JSON-serialisable Python variable into Node", self.cmd_put),
+            "get": ("copy a JSON-serialisable Node variable into Python", self.cmd_get),
+        }
+
+    # ----- dispatch -----------------------------------------------------------------------
+    async def run_all(self, commands: tuple[HostCommand, ...]) -> dict[str, Any]:
+        for cmd in commands:
+            await self.run(cmd)
+        return {"status": "ok"}
+
+    async def run(self, cmd: HostCommand) -> None:
+        argv = list(cmd.argv)
+        if not argv:
+            argv = ["help"]
+        name, rest = argv[0], argv[1:]
+        entry = self.handlers.get(name)
+        if entry is None:
+            raise UsageError(f"unknown %sandbox subcommand {name[:40]!r}; try %sandbox help "
+                             f"(subcommands: {', '.join(self.handlers)})")
+        if cmd.body is not None and name not in ("write", "files"):
+            raise UsageError(f"%%sandbox {name} is a line magic; use %sandbox {name} "
+                             "(only %%sandbox write takes a cell body)")
+        try:
+            await entry[1](rest, cmd.body)
+        except _Exit as done:
+            if done.error:
+                raise UsageError(done.text.strip()) from None
+            self.show({"text/plain": done.text})
+
+    def show(self, data: dict[str, str], display_id: str | None = None,
+             update: bool = False) -> None:
+        content: dict[str, Any] = {"data": data, "metadata": {}, "transient": {}}
+        if display_id:
+            content["transient"] = {"display_id": display_id}
+        self.kernel.publish("update_display_data" if update else "display_data", content)
+
+    def say(self, text: str) -> None:
+        self.kernel.stream("stdout", text if text.endswith("\n") else text + "\n")
+
+    async def session(self) -> Session:
+        return await self.kernel.sandbox()
+
+    # ----- help, limits, status, health ---------------------------------------------------
+    async def cmd_help(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox help", "Show the %sandbox subcommands.")
+        p.parse_args(argv)
+        lines = ["%sandbox SUBCOMMAND [ARGS]   (run in the kernel, not in the sandbox;",
+                 "                             %sandbox SUBCOMMAND --help for details)", ""]
+        lines += [f"  {name:<9} {desc}" for name, (desc, _) in self.handlers.items()]
+        lines += ["", "Cell magics: %%python (default), %%node, %%bash / %%sh, "
+                  "%%sandbox write PATH"]
+        self.show({"text/plain": "\n".join(lines)})
+
+    def _limit_rows(self, session: Session | None) -> list[tuple[str, str, str]]:
+        lim = session.limits if session is not None else self.kernel.limits
+        ceil = self.kernel.ceilings
+        rows = []
+        for name in ("memory", "cpus", "pids", "timeout", "cpu_time", "output", "file_size",
+                     "sandbox_size", "tmp_size"):
+            rule = RULES[name]
+            live = name in LIVE_LIMITS
+            rows.append((name.replace("_", "-"), rule.show(getattr(lim, name)),
+                         f"{rule.show(rule.lo)} .. {rule.show(getattr(ceil, name))}"
+                         if live else "fixed at start"))
+        return rows
+
+    async def cmd_limits(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox limits",
+                    "Show limits, or change them live without losing state. Keys: "
+                    + ", ".join(k.replace("_", "-") for k in LIVE_LIMITS)
+                    + ". Sizes take k/m/g, durations s/m/h.")
+        p.add_argument("changes", nargs="*", metavar="KEY=VALUE")
+        args = p.parse_args(argv)
+        session = await self.session()
+        if args.changes:
+            changes: dict[str, str] = {}
+            for item in args.changes:
+                key, sep, value = item.partition("=")
+                key = key.strip().replace("-", "_")
+                if not sep or not key:
+                    raise UsageError(f"%sandbox limits: expected KEY=VALUE, got {item[:40]!r}")
+                if key not in LIVE_LIMITS:
+                    known = ", ".join(k.replace("_", "-") for k in LIVE_LIMITS)
+                    raise UsageError(f"%sandbox limits: {key[:30]!r} cannot be changed here; "
+                                     f"live limits are: {known}")
+                changes[key] = value
+            try:
+                new = await asyncio.to_thread(session.update_limits, **changes)
+            except LimitError as exc:
+                raise UsageError(f"%sandbox limits: {exc}") from None
+            self.kernel.limits = new
+        rows = self._limit_rows(session)
+        self.show(_table(("limit", "value", "allowed"), rows))
+
+    async def cmd_status(self, argv: list[str], body: str | None) -> None:
+        _parser("%sandbox status", "Show what this kernel's sandbox is.").parse_args(argv)
+        session = await self.session()
+        idle = time.time() - session.last_activity_at
+        lim = session.limits
+        self.show(_kv([
+            ("session", session.session_id),
+            ("image", session.image),
+            ("container", session.container_id[:12]),
+            ("limits", f"memory {format_size(lim.memory)}, cpus {lim.cpus:g}, pids {lim.pids}, "
+                       f"timeout {lim.timeout:g}s, cpu-time {lim.cpu_time:g}s"),
+            ("idle", f"{idle:.0f} s (reclaimed after "
+                     f"{self.kernel.settings.idle_timeout:g} s)"
+             if self.kernel.settings.idle_timeout > 0 else f"{idle:.0f} s"),
+            ("network", "none"),
+            ("python", str(session.agent.get("python", "?"))),
+        ]))
+
+    async def cmd_health(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox health", "Memory, CPU, processes and uptime of the sandbox.")
+        p.add_argument("--watch", action="store_true", help="a live widget where widgets render")
+        args = p.parse_args(argv)
+        session = await self.session()
+        health = await asyncio.to_thread(session.health)
+        monitor = getattr(self.kernel, "monitor", None)
+        if args.watch and monitor is not None:
+            monitor.show(session)
+            return
+        from .health import health_bundle
+
+        self.show(health_bundle(health))
+
+    async def cmd_restart(self, argv: list[str], body: str | None) -> None:
+        _parser("%sandbox restart", "Replace the sandbox with a fresh one: variables and "
+                "/sandbox files are lost.").parse_args(argv)
+        session = await self.kernel.restart_sandbox()
+        self.say(f"[sandbox] fresh sandbox {session.session_id} started; state was reset")
+
+    # ----- environment and secrets --------------------------------------------------------
+    @staticmethod
+    def _env_name(name: str) -> str:
+        if not _ENV_NAME.fullmatch(name):
+            raise UsageError(f"invalid variable name {name[:40]!r}: use letters, digits and _")
+        if name in _RESERVED_ENV or name.startswith(("SANDBOX_", "LD_")):
+            raise UsageError(f"{name} is reserved and cannot be set")
+        return name
+
+    async def cmd_env(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox env", "Set environment variables for later cells and commands.")
+        p.add_argument("assignments", nargs="*", metavar="NAME=VALUE")
+        p.add_argument("--unset", action="append", default=[], metavar="NAME")
+        args = p.parse_args(argv)
+        env: dict[str, str | None] = {}
+        for item in args.assignments:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"%sandbox env: expected NAME=VALUE, got {item[:40]!r}")
+            if "\0" in value or len(value) > 65536:
+                raise UsageError(f"%sandbox env: the value of {name[:40]} is not allowed")
+            env[self._env_name(name)] = value
+        for name in args.unset:
+            env[self._env_name(name)] = None
+        if not env:
+            raise UsageError("%sandbox env: give NAME=VALUE or --unset NAME")
+        session = await self.session()
+        await asyncio.to_thread(session.set_env, env)
+        names = ", ".join(f"{k}" + (" (unset)" if v is None else "") for k, v in env.items())
+        self.say(f"[sandbox] environment updated: {names}")
+
+    async def cmd_secret(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox secret",
+                    "Ask for a value with a password prompt and store it in "
+                    f"{SECRETS_DIR}/NAME (mode 0600, tmpfs) inside the sandbox; the variable "
+                    "NAME_FILE points at it. The value is never echoed, never on a command "
+                    "line, never in docker inspect.")
+        p.add_argument("name", metavar="NAME")
+        args = p.parse_args(argv)
+        name = self._env_name(args.name)
+        value = await self.kernel.ask_password(f"Value for {name} (stored only inside the "
+                                               "sandbox): ")
+        if value is None:
+            raise UsageError("%sandbox secret: this frontend cannot prompt for input "
+                             "(batch runs have no stdin)")
+        session = await self.session()
+        path = f"{SECRETS_DIR}/{name}"
+
+        def store() -> None:
+            session.mkdir(SECRETS_DIR, parents=True)
+            session.write_file(path, value)
+            session.execute_command(["chmod", "0700", SECRETS_DIR])
+            session.execute_command(["chmod", "0600", path])
+            session.set_env({f"{name}_FILE": path})
+
+        await asyncio.to_thread(store)
+        self.say(f"[sandbox] secret stored in {path}; read it from the file named by "
+                 f"${name}_FILE")
+
+    async def cmd_network(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox network", "Show the sandbox's network mode.")
+        p.add_argument("mode", nargs="?", choices=("on", "off", "none", "bridge", "host"))
+        args = p.parse_args(argv)
+        if args.mode in (None, "off", "none"):
+            self.say("[sandbox] network: none (only the loopback interface exists)")
+            return
+        raise UsageError("%sandbox network: turning the network on is not allowed by this "
+                         "kernel's configuration (sandboxes have no network)")
+
+    # ----- files --------------------------------------------------------------------------
+    async def cmd_files(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox files", "Files in /sandbox (and /tmp). Paths are relative to "
+                    "/sandbox; links are never followed.")
+        sub = p.add_subparsers(dest="op", metavar="OP", parser_class=_Parser)
+        s = sub.add_parser("ls", help="list a directory")
+        s.add_argument("path", nargs="?", default="/sandbox")
+        s = sub.add_parser("cat", help="show a text file")
+        s.add_argument("path")
+        s = sub.add_parser("rm", help="delete a file (-r for a directory)")
+        s.add_argument("-r", "--recursive", action="store_true")
+        s.add_argument("path")
+        s = sub.add_parser("mkdir", help="make a directory")
+        s.add_argument("-p", "--parents", action="store_true")
+        s.add_argument("path")
+        s = sub.add_parser("write", help="%%sandbox files write PATH: the cell body to PATH")
+        s.add_argument("path")
+        s = sub.add_parser("upload", help="copy LOCAL (under the notebook's directory) in")
+        s.add_argument("local")
+        s.add_argument("remote", nargs="?")
+        s = sub.add_parser("download", help="copy REMOTE out, next to the notebook")
+        s.add_argument("remote")
+        s.add_argument("local", nargs="?")
+        s.add_argument("--force", action="store_true", help="replace an existing local file")
+        args = p.parse_args(argv)
+        if args.op is None:
+            raise _Exit(p.format_help(), False)
+        if args.op == "write":
+            await self.cmd_write([args.path], body)
+            return
+        if body is not None:
+            raise UsageError("only %%sandbox files write takes a cell body")
+        session = await self.session()
+        try:
+            if args.op == "ls":
+                entries, truncated = await asyncio.to_thread(session.list_dir, args.path)
+                self.show(_table(("name", "size", "type", "modified"),
+                                 [self._row(e) for e in entries]))
+                if truncated:
+                    self.say(f"[sandbox] listing truncated at {len(entries)} entries")
+            elif args.op == "cat":
+                data = await asyncio.to_thread(session.read_file, args.path, 1 << 20)
+                self.kernel.stream("stdout", data.decode("utf-8", "replace"))
+            elif args.op == "rm":
+                await asyncio.to_thread(session.delete_file, args.path, args.recursive)
+                self.say(f"[sandbox] removed {args.path}")
+            elif args.op == "mkdir":
+                await asyncio.to_thread(session.mkdir, args.path, args.parents)
+            elif args.op == "upload":
+                await self.cmd_upload([args.local] + ([args.remote] if args.remote else []),
+                                      None)
+            elif args.op == "download":
+                await self.cmd_download([args.remote] + ([args.local] if args.local else [])
+                                        + (["--force"] if args.force else []), None)
+        except FileOperationError as exc:
+            raise UsageError(f"%sandbox files {args.op}: {exc}") from None
+
+    @staticmethod
+    def _row(e: FileInfo) -> tuple[str, str, str, str]:
+        name = e.name.encode("utf-8", "backslashreplace").decode("utf-8")
+        return (name + ("/" if e.type == "dir" else ""), format_size(e.size) if e.type ==
+                "file" else "", e.type, time.strftime("%Y-%m-%d %H:%M", time.localtime(e.mtime)))
+
+    async def cmd_write(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%%sandbox write", "Write the cell's body to a file in the sandbox.")
+        p.add_argument("path")
+        args = p.parse_args(argv)
+        if body is None:
+            raise UsageError("%sandbox write needs a cell body: use %%sandbox write PATH as "
+                             "the first line of a cell")
+        session = await self.session()
+        try:
+            n = await asyncio.to_thread(session.write_file, args.path, body, parents=True)
+        except FileOperationError as exc:
+            raise UsageError(f"%%sandbox write: {exc}") from None
+        self.say(f"[sandbox] wrote {n} bytes to {args.path}")
+
+    async def cmd_upload(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox upload", "Copy a file from the notebook's directory into "
+                    "/sandbox. LOCAL must be a regular file under the notebook's directory "
+                    "(no links).")
+        p.add_argument("local")
+        p.add_argument("remote", nargs="?")
+        args = p.parse_args(argv)
+        session = await self.session()
+        await transfer.upload(self, session, args.local, args.remote)
+
+    async def cmd_download(self, argv: list[str], body: str | None) -> None:
+        p = _parser("%sandbox download", "Copy a regular file out of the sandbox into the "
+                    "notebook's directory. Refuses to replace a file unless --force.")
+        p.add_argument("remote")
+        p.add_argument("local", nargs="?")
+        p.add_argument("--force", action="store_true")
+        args = p.parse_args(argv)
+        session = await self.session()
+        await transfer.download(self, session, args.remote, args.local, args.force)
+
+    # ----- Python <-> Node ----------------------------------------------------------------
+    def _var(self, name: str) -> str:
+        if not _VAR_NAME.fullmatch(name):
+            raise UsageError(f"invalid variable name {name[:40]!r}")
+        return name
+
+    async def _transfer_var(self, argv: list[str], source: str, target: str) -> None:
+        p = _parser(f"%sandbox {'put' if source == 'python' else 'get'}",
+                    f"Copy a JSON-serialisable variable from {source} to {target}.")
+        p.add_argument("name")
+        args = p.parse_args(argv)
+        name = self._var(args.name)
+        session = await self.session()
+        value = await self.kernel.eval_json(session, source, name)
+        await self.kernel.assign_json(session, target, name, value)
+        self.say(f"[sandbox] {name} copied from {source} to {target} "
+                 f"({len(json.dumps(value))} bytes of JSON)")
+
+    async def cmd_put(self, argv: list[str], body: str | None) -> None:
+        await self._transfer_var(argv, "python", "node")
+
+    async def cmd_get(self, argv: list[str], body: str | None) -> None:
+        await self._transfer_var(argv, "node", "python")
+

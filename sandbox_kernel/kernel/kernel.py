@@ -1,0 +1,611 @@
+"""SandboxKernel: a Jupyter kernel whose cells run in a hardened Docker sandbox.
+
+The kernel process never runs cell code. It parses each cell (cells.py), runs host
+commands itself (commands.py), and sends everything else to the sandbox's agent,
+publishing the agent's events on IOPub as they arrive, after the output policy has made
+them safe for the browser (outputs.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import fnmatch
+import re
+import signal
+import threading
+import time
+from typing import Any
+
+import zmq
+from ipykernel.kernelbase import Kernel
+from tornado.ioloop import PeriodicCallback
+
+from .. import __version__
+from ..errors import SandboxError, UsageError
+from ..sandbox.manager import SandboxManager
+from ..sandbox.session import Run, Session
+from ..sandbox.spec import CellResult, format_size
+from .cells import Code, HostCommand, parse_cell
+from .commands import Commands
+from .config import Sandbox
+from .outputs import OutputPolicy
+
+#: Without a frame for this long, the kernel asks the engine whether the sandbox still runs.
+_WATCHDOG_S = 5.0
+_MAX_TEXT = 1 << 24
+
+
+def _s(value: Any, limit: int = _MAX_TEXT) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+class SandboxKernel(Kernel):
+    """Python (and Node, shell) cells in a sandbox container, with full Jupyter messaging."""
+
+    implementation = "sandbox-kernel"
+    implementation_version = __version__
+    banner = ("sandbox-kernel: every cell runs in a hardened Docker container "
+              "(no network, read-only root, limits; %sandbox help).")
+    language = "python"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = Sandbox(parent=self)
+        self.policy = OutputPolicy(self.settings.sanitize_output, self.settings.allow_javascript)
+        self.limits = self.settings.limits()
+        self.ceilings = self.settings.ceilings()
+        self.manager: SandboxManager | None = None
+        self._future: concurrent.futures.Future[Session] | None = None
+        self._starter = concurrent.futures.ThreadPoolExecutor(1, "sandbox-start")
+        self._manager_lock = threading.Lock()
+        self._busy = False
+        self._last_activity = time.monotonic()
+        self._notice: str | None = None
+        self._run: Run | None = None
+        self._history: list[tuple[int, int, str, str]] = []
+        self._cell_output = ""
+        self._allow_stdin = False
+        self._python_version = "3.11"
+        self.last_cell: dict[str, Any] = {}
+        self.commands = Commands(self)
+        self._idle_timer: PeriodicCallback | None = None
+        atexit.register(self._close_all)
+
+    # ----- kernel_info --------------------------------------------------------------------
+    @property
+    def language_info(self) -> dict[str, Any]:  # type: ignore[override]
+        return {
+            "name": "python",
+            "version": self._python_version,
+            "mimetype": "text/x-python",
+            "file_extension": ".py",
+            "pygments_lexer": "ipython3",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "nbconvert_exporter": "python",
+        }
+
+    @property
+    def help_links(self) -> list[dict[str, str]]:  # type: ignore[override]
+        return [{"text": "sandbox-kernel magics", "url": "https://pypi.org/project/sandbox-kernel/"}]
+
+    # ----- the sandbox's life -------------------------------------------------------------
+    def start(self) -> None:
+        super().start()
+        self._start_session()
+        idle = self.settings.idle_timeout
+        if idle > 0:
+            every = max(0.25, min(60.0, idle / 4)) * 1000
+            self._idle_timer = PeriodicCallback(self._check_idle, every)
+            self._idle_timer.start()
+
+    def _get_manager(self) -> SandboxManager:
+        with self._manager_lock:
+            if self.manager is None:
+                self.manager = SandboxManager(
+                    image=self.settings.image, limits=self.limits, ceilings=self.ceilings,
+                    pool_size=self.settings.pool_size, cleanup_interval=0,
+                    env=dict(self.settings.env))
+            return self.manager
+
+    def _open(self) -> Session:
+        session = self._get_manager().open_session(self.limits)
+        version = session.agent.get("python")
+        if isinstance(version, str) and version[:1].isdigit():
+            self._python_version = version[:20]
+        return session
+
+    def _start_session(self) -> None:
+        """Begin creating the sandbox now, so that the first cell does not wait for it."""
+        self._future = self._starter.submit(self._open)
+
+    async def sandbox(self) -> Session:
+        """The live sandbox, created or replaced as needed (with a notice for the user)."""
+        if self._future is None:
+            self._start_session()
+        assert self._future is not None
+        try:
+            session = await asyncio.wrap_future(self._future)
+        except SandboxError:
+            self._future = None  # try again on the next cell
+            raise
+        if not session.alive:
+            reason = await asyncio.to_thread(session.diagnose)
+            await asyncio.to_thread(self._discard, session)
+            self._notice = (f"[sandbox] {reason}; a fresh sandbox was started (variables and "
+                            "/sandbox files from before are gone)")
+            self._start_session()
+            assert self._future is not None
+            session = await asyncio.wrap_future(self._future)
+        return session
+
+    def current_session(self) -> Session | None:
+        """The sandbox if it is up, without waiting or creating one."""
+        f = self._future
+        if f is None or not f.done() or f.exception() is not None:
+            return None
+        s = f.result()
+        return s if s.alive else None
+
+    def _discard(self, session: Session) -> None:
+        if self.manager is not None:
+            with contextlib.suppress(SandboxError, KeyError):
+                self.manager.destroy_session(session.session_id, reason="replaced")
+        with contextlib.suppress(SandboxError):
+            session.close()
+
+    async def restart_sandbox(self, notice: str | None = None) -> Session:
+        """Throw the sandbox away and start a fresh, empty one."""
+        old = self.current_session()
+        self._future = None
+        if old is not None:
+            await asyncio.to_thread(self._discard, old)
+        self._notice = notice
+        return await self.sandbox()
+
+    def _check_idle(self) -> None:
+        idle = time.monotonic() - self._last_activity
+        session = self.current_session()
+        if self._busy or session is None or idle < self.settings.idle_timeout:
+            return
+        if session.busy:
+            return
+        self._future = None
+        minutes = idle / 60
+        span = f"{minutes:.0f} min" if minutes >= 1 else f"{idle:.0f} s"
+        self._notice = f"[sandbox] the sandbox was reclaimed after {span} idle; state was reset"
+        self.log.info("reclaiming idle sandbox %s after %.0f s", session.session_id, idle)
+        threading.Thread(target=self._discard, args=(session,), daemon=True).start()
+
+    def _close_all(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.stop()
+        with self._manager_lock:
+            manager, self.manager = self.manager, None
+        if manager is not None:
+            manager.close()
+        elif self._future is not None and self._future.done() and not self._future.exception():
+            with contextlib.suppress(SandboxError):
+                self._future.result().close()
+
+    async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        if self._future is not None and not self._future.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.wrap_future(self._future), 30)
+        await asyncio.to_thread(self._close_all)
+        return {"status": "ok", "restart": restart}
+
+    # ----- interrupts ---------------------------------------------------------------------
+    def pre_handler_hook(self) -> None:
+        self.saved_sigint_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def post_handler_hook(self) -> None:
+        signal.signal(signal.SIGINT, self.saved_sigint_handler)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """SIGINT from the frontend (or interrupt_request): interrupt the sandboxed cell."""
+        run = self._run
+        if run is None:
+            return
+        loop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
+        loop.call_soon_threadsafe(self._forward_interrupt, run)
+
+    def _forward_interrupt(self, run: Run) -> None:
+        def send() -> None:
+            try:
+                run.interrupt(self.settings.interrupt_grace)
+            except SandboxError as exc:
+                self.log.warning("could not interrupt the sandbox: %s", exc)
+
+        threading.Thread(target=send, daemon=True).start()
+
+    # ----- publishing ---------------------------------------------------------------------
+    def publish(self, msg_type: str, content: dict[str, Any]) -> None:
+        self.send_response(self.iopub_socket, msg_type, content)
+
+    def stream(self, name: str, text: str) -> None:
+        self.publish("stream", {"name": name, "text": text})
+
+    def publish_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> dict[
+            str, Any]:
+        content = {"ename": ename, "evalue": evalue,
+                   "traceback": traceback if traceback is not None else [f"{ename}: {evalue}"]}
+        self.publish("error", content)
+        return {"status": "error", **content}
+
+    # ----- execution ----------------------------------------------------------------------
+    async def do_execute(self, code: str, silent: bool, store_history: bool = True,
+                         user_expressions: dict[str, Any] | None = None,
+                         allow_stdin: bool = False, *, cell_meta: Any = None,
+                         cell_id: Any = None) -> dict[str, Any]:
+        self._busy = True
+        self.last_cell = {}
+        self._cell_output = ""
+        self._allow_stdin = allow_stdin
+        try:
+            reply = await self._execute(code, silent, store_history, user_expressions or {},
+                                        allow_stdin)
+        except UsageError as exc:
+            reply = self.publish_error("UsageError", str(exc))
+        except SandboxError as exc:
+            reply = self.publish_error("SandboxError", str(exc))
+        finally:
+            self._busy = False
+            self._last_activity = time.monotonic()
+        if store_history and not silent:
+            self._history.append((1, self.execution_count, code, self._cell_output))
+        reply.setdefault("execution_count", self.execution_count)
+        reply.setdefault("payload", [])
+        reply.setdefault("user_expressions", {})
+        return reply
+
+    async def _execute(self, code: str, silent: bool, store_history: bool,
+                       user_expressions: dict[str, Any], allow_stdin: bool) -> dict[str, Any]:
+        cell = parse_cell(code)
+        if isinstance(cell, tuple):
+            return await self.commands.run_all(cell)
+        session = await self.sandbox()
+        if self._notice:
+            self.stream("stderr", self._notice + "\n")
+            self._notice = None
+        if cell.lang == "bash":
+            return await self._run_shell(session, cell)
+        return await self._run_code(session, cell, silent, store_history, user_expressions,
+                                    allow_stdin)
+
+    async def _run_shell(self, session: Session, cell: Code) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+
+        def out(name: str, text: str) -> None:
+            loop.call_soon_threadsafe(self.stream, name, text)
+
+        result = await asyncio.to_thread(session.execute_command, ["/bin/bash", "-c", cell.body],
+                                         None, on_output=out)
+        await asyncio.sleep(0)
+        verdict = "ok"
+        if result.timed_out:
+            verdict = "timeout"
+            return self.publish_error("TimeoutError", f"cell timed out after "
+                                      f"{session.limits.timeout:g} s; its processes were killed")
+        if result.oom_killed:
+            verdict = "oom"
+            return self.publish_error("MemoryError", self._oom_text(session))
+        if result.truncated_bytes:
+            self.stream("stderr", self._truncation_text(session, result.truncated_bytes))
+        self.last_cell = {"verdict": verdict, "wall_seconds": result.duration_ms / 1000}
+        if result.exit_code != 0:
+            self.last_cell["verdict"] = "error"
+            return self.publish_error("CalledProcessError",
+                                      f"the shell exited with status {result.exit_code}")
+        return {"status": "ok"}
+
+    async def _run_code(self, session: Session, cell: Code, silent: bool, store_history: bool,
+                        user_expressions: dict[str, Any], allow_stdin: bool) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def on_event(frame: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, frame)
+
+        run = session.run(cell.body, on_event, lang=cell.lang,
+                          execution_count=None if silent else self.execution_count,
+                          allow_stdin=allow_stdin, silent=silent, store_history=store_history,
+                          user_expressions=user_expressions)
+        self._run = run
+        state = _CellState(cap=session.limits.output)
+        input_task: asyncio.Task[None] | None = None
+        deadline = time.monotonic() + (run.hard_timeout or 1e9)
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(queue.get(), _WATCHDOG_S)
+                except asyncio.TimeoutError:
+                    await self._watchdog(session, deadline)
+                    continue
+                ftype = frame.get("type")
+                if ftype == "done":
+                    break
+                if ftype == "closed":
+                    raise SandboxError(await asyncio.to_thread(session.diagnose))
+                if ftype == "input_request":
+                    if input_task is not None:
+                        input_task.cancel()
+                    input_task = asyncio.create_task(self._answer_input(run, frame))
+                    continue
+                self._publish_frame(frame, state, silent)
+        finally:
+            self._run = None
+            if input_task is not None:
+                input_task.cancel()
+            session.touch(busy=-1)
+        result = session.cell_result(frame)
+        return self._finish(session, result, frame, state)
+
+    async def _watchdog(self, session: Session, deadline: float) -> None:
+        """No frames for a while: is the container still running (not paused, not gone)?"""
+        state = await asyncio.to_thread(session.backend.state, session.container_id)
+        if not state.exists or state.status != "running":
+            reason = await asyncio.to_thread(session.diagnose)
+            await asyncio.to_thread(self._discard, session)
+            raise SandboxError(f"{reason}; the next cell starts a fresh sandbox")
+        if time.monotonic() > deadline:
+            await asyncio.to_thread(self._discard, session)
+            raise SandboxError("the sandbox stopped answering and was removed; the next cell "
+                               "starts a fresh sandbox")
+
+    def _publish_frame(self, frame: dict[str, Any], state: _CellState, silent: bool) -> None:
+        ftype = frame.get("type")
+        if ftype == "error":
+            tb = frame.get("traceback")
+            state.error = {
+                "ename": _s(frame.get("ename"), 200) or "Error",
+                "evalue": _s(frame.get("evalue"), 100_000),
+                "traceback": [_s(x, 100_000) for x in tb][:1000] if isinstance(tb, list) else [],
+            }
+            if not silent:
+                self.publish("error", state.error)
+            return
+        if ftype == "payload":
+            if frame.get("source") == "page":
+                state.payload.append({"source": "page", "data": self.policy.bundle(
+                    frame.get("data")), "start": frame.get("start") if isinstance(
+                    frame.get("start"), int) else 0})
+            return
+        if silent:
+            return
+        if ftype == "stream":
+            name = frame.get("name")
+            text = _s(frame.get("text"))
+            if name not in ("stdout", "stderr") or not text:
+                return
+            room = state.cap - state.chars
+            if room <= 0:
+                state.dropped += len(text)
+                return
+            if len(text) > room:
+                state.dropped += len(text) - room
+                text = text[:room]
+            state.chars += len(text)
+            self.stream(str(name), text)
+        elif ftype in ("display", "result"):
+            data = self.policy.bundle(frame.get("data"))
+            if not data:
+                return
+            state.chars += sum(len(v) for v in data.values() if isinstance(v, str))
+            md = self.policy.metadata(frame.get("metadata"))
+            if ftype == "result":
+                self.publish("execute_result", {"execution_count": self.execution_count,
+                                                "data": data, "metadata": md})
+                text = data.get("text/plain")
+                state.result_text = text if isinstance(text, str) else ""
+                return
+            transient = frame.get("transient")
+            display_id = transient.get("display_id") if isinstance(transient, dict) else None
+            content: dict[str, Any] = {"data": data, "metadata": md, "transient": {}}
+            if isinstance(display_id, str):
+                content["transient"] = {"display_id": display_id[:200]}
+            update = frame.get("update") is True and isinstance(display_id, str)
+            self.publish("update_display_data" if update else "display_data", content)
+        elif ftype == "clear":
+            self.publish("clear_output", {"wait": frame.get("wait") is True})
+
+    async def _answer_input(self, run: Run, frame: dict[str, Any]) -> None:
+        """Forward an input() from the sandbox to the frontend and its answer back."""
+        value = await self.ask(_s(frame.get("prompt"), 10_000), frame.get("password") is True)
+        await asyncio.to_thread(run.send_input, "\x04" if value is None else value)
+
+    async def ask(self, prompt: str, password: bool = False) -> str | None:
+        """An input_request to the frontend of the current cell; None without stdin."""
+        if not self._allow_stdin:
+            return None
+        ident = self._get_shell_context_var(self._shell_parent_ident)
+        parent = self.get_parent("shell")
+        while True:
+            try:
+                self.stdin_socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:
+                break
+        assert self.session is not None
+        self.session.send(self.stdin_socket, "input_request",
+                          {"prompt": prompt, "password": password}, parent, ident=ident)
+        while True:
+            try:
+                _, reply = self.session.recv(self.stdin_socket, zmq.NOBLOCK)
+            except Exception:  # noqa: BLE001 - a malformed reply is skipped, as ipykernel does
+                reply = None
+            if reply is not None:
+                content = reply.get("content") if isinstance(reply, dict) else None
+                value = content.get("value") if isinstance(content, dict) else ""
+                return value if isinstance(value, str) else ""
+            await asyncio.sleep(0.02)
+
+    async def ask_password(self, prompt: str) -> str | None:
+        return await self.ask(prompt, password=True)
+
+    def _oom_text(self, session: Session) -> str:
+        mem = format_size(session.limits.memory)
+        bigger = format_size(min(session.limits.memory * 2, self.ceilings.memory))
+        return (f"cell exceeded the {mem} memory limit (OOM); interpreter restarted, /sandbox "
+                f"files kept. Raise it with: %sandbox limits memory={bigger}")
+
+    @staticmethod
+    def _truncation_text(session: Session, dropped: int) -> str:
+        return (f"\n[sandbox] output truncated after {format_size(session.limits.output)}: "
+                f"{dropped:,} more characters were not shown (raise with "
+                "%sandbox limits output=16m)\n")
+
+    def _finish(self, session: Session, result: CellResult, frame: dict[str, Any],
+                state: _CellState) -> dict[str, Any]:
+        dropped = state.dropped + result.dropped_chars
+        if dropped:
+            self.stream("stderr", self._truncation_text(session, dropped))
+        self.last_cell = {
+            "verdict": result.verdict, "wall_seconds": round(result.duration_ms / 1000, 4),
+            "cpu_seconds": result.cpu_seconds, "peak_memory": result.peak_memory,
+        }
+        if result.state_lost:
+            if result.verdict == "oom":
+                return self.publish_error("MemoryError", self._oom_text(session))
+            lost = "its interpreter was restarted: variables were lost, /sandbox files kept"
+            if result.verdict == "timeout":
+                return self.publish_error(
+                    "TimeoutError", f"{result.message}; the cell ignored the interrupt and "
+                    f"was killed, {lost}")
+            if result.verdict == "cpu_time":
+                return self.publish_error("TimeoutError", f"{result.message}; {lost}")
+            if result.verdict == "interrupted":
+                return self.publish_error(
+                    "KeyboardInterrupt", f"the cell ignored the interrupt for "
+                    f"{self.settings.interrupt_grace:g} s and was killed; {lost}")
+            how = f" ({result.exit_signal})" if result.exit_signal else ""
+            return self.publish_error("SandboxError", f"the interpreter crashed{how}; {lost}")
+        expressions = frame.get("user_expressions")
+        reply: dict[str, Any] = {
+            "status": "ok", "payload": state.payload,
+            "user_expressions": self._clean_expressions(expressions),
+        }
+        if state.error is not None or result.verdict != "ok":
+            err = state.error or {"ename": "SandboxError", "evalue": result.message or
+                                  result.verdict, "traceback": []}
+            reply.update(status="error", **err)
+        self._cell_output = state.result_text
+        return reply
+
+    def _clean_expressions(self, raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            return {}
+        out: dict[str, Any] = {}
+        for key, value in list(raw.items())[:100]:
+            if not isinstance(key, str) or not isinstance(value, dict):
+                continue
+            if value.get("status") == "ok":
+                out[key] = {"status": "ok", "data": self.policy.bundle(value.get("data")),
+                            "metadata": self.policy.metadata(value.get("metadata"))}
+            else:
+                out[key] = {"status": "error", "ename": _s(value.get("ename"), 200),
+                            "evalue": _s(value.get("evalue"), 10_000), "traceback": []}
+        return out
+
+    def finish_metadata(self, parent: Any, metadata: dict[str, Any],
+                        reply_content: dict[str, Any]) -> dict[str, Any]:
+        metadata = super().finish_metadata(parent, metadata, reply_content)
+        if self.last_cell:
+            metadata["sandbox"] = dict(self.last_cell)
+        return metadata
+
+    # ----- introspection ------------------------------------------------------------------
+    async def _ask(self, method: str, *args: Any) -> dict[str, Any] | None:
+        session = self.current_session()
+        if session is None and self._future is not None and not self._future.done():
+            with contextlib.suppress(Exception):
+                session = await asyncio.wait_for(asyncio.wrap_future(self._future), 30)
+        if session is None:
+            return None
+        try:
+            result: dict[str, Any] = await asyncio.to_thread(getattr(session, method), *args)
+            return result
+        except SandboxError as exc:
+            self.log.info("%s failed: %s", method, exc)
+            return None
+
+    async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
+        pos = len(code) if cursor_pos is None else cursor_pos
+        reply = await self._ask("complete", code, pos)
+        if not reply or reply.get("status") != "ok":
+            return {"status": "ok", "matches": [], "cursor_start": pos, "cursor_end": pos,
+                    "metadata": {}}
+        matches = reply.get("matches")
+        return {"status": "ok",
+                "matches": [m for m in matches if isinstance(m, str)][:1000]
+                if isinstance(matches, list) else [],
+                "cursor_start": reply.get("cursor_start") if isinstance(
+                    reply.get("cursor_start"), int) else pos,
+                "cursor_end": reply.get("cursor_end") if isinstance(
+                    reply.get("cursor_end"), int) else pos,
+                "metadata": {}}
+
+    async def do_inspect(self, code: str, cursor_pos: int | None, detail_level: int = 0,
+                         omit_sections: Any = ()) -> dict[str, Any]:
+        pos = len(code) if cursor_pos is None else cursor_pos
+        reply = await self._ask("inspect", code, pos, detail_level)
+        if not reply or reply.get("status") != "ok":
+            return {"status": "ok", "found": False, "data": {}, "metadata": {}}
+        return {"status": "ok", "found": reply.get("found") is True,
+                "data": self.policy.bundle(reply.get("data")), "metadata": {}}
+
+    async def do_is_complete(self, code: str) -> dict[str, Any]:
+        cell = None
+        with contextlib.suppress(UsageError):
+            cell = parse_cell(code)
+        if isinstance(cell, tuple) or (cell is not None and cell.lang != "python"):
+            return {"status": "complete"}
+        reply = await self._ask("is_complete", code)
+        if not reply or reply.get("status") not in ("complete", "incomplete", "invalid"):
+            return {"status": "unknown"}
+        out: dict[str, Any] = {"status": reply["status"]}
+        if reply["status"] == "incomplete":
+            out["indent"] = _s(reply.get("indent"), 100)
+        return out
+
+    async def do_history(self, hist_access_type: str, output: bool, raw: bool,
+                         session: int | None = None, start: int | None = None,
+                         stop: int | None = None, n: int | None = None,
+                         pattern: str | None = None, unique: bool = False) -> dict[str, Any]:
+        items = self._history
+        if hist_access_type == "tail":
+            items = items[-n:] if n else items
+        elif hist_access_type == "range":
+            lo = start or 0
+            hi = stop if stop is not None else 1 << 62
+            items = [h for h in items if lo <= h[1] < hi]
+        elif hist_access_type == "search":
+            matcher = re.compile(fnmatch.translate(pattern or "*"), re.S)
+            items = [h for h in items if matcher.match(h[2])]
+            if unique:
+                seen: set[str] = set()
+                kept = []
+                for h in reversed(items):
+                    if h[2] not in seen:
+                        seen.add(h[2])
+                        kept.append(h)
+                items = list(reversed(kept))
+            if n:
+                items = items[-n:]
+        else:
+            items = []
+        history = [(s, line, (src, out) if output else src) for s, line, src, out in items]
+        return {"status": "ok", "history": history}
+
+
+class _CellState:
+    """What one cell has published so far (for the output cap and the reply)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.chars = 0
+        self.dropped = 0
+        self.error: dict[str, Any] | None = None
+        self.payload: list[dict[str, Any]] = []
+        self.result_text = ""
