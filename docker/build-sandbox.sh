@@ -55,9 +55,10 @@ say "staging the agent (protocol $proto)"
 rm -rf "$stage/agent"
 mkdir -p "$stage/agent/sandbox_kernel/agent" "$stage/wheels" "$stage/node"
 cp "$agent_src/__init__.py" "$stage/agent/sandbox_kernel/"
-cp "$agent_src"/agent/*.py "$stage/agent/sandbox_kernel/agent/"
+cp "$agent_src"/agent/*.py "$agent_src"/agent/*.js "$stage/agent/sandbox_kernel/agent/"
 agent_hash=$(cd "$ctx" && cat Dockerfile entrypoint.sh limits.conf healthcheck.sh requirements.lock \
-  .build/agent/sandbox_kernel/__init__.py .build/agent/sandbox_kernel/agent/*.py | sha256sum | cut -c1-16)
+  .build/agent/sandbox_kernel/__init__.py .build/agent/sandbox_kernel/agent/*.js \
+  .build/agent/sandbox_kernel/agent/*.py | sha256sum | cut -c1-16)
 
 if [ "$force" = 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "sandbox_kernel.agent_hash"}}' "$tag" 2>/dev/null)" = "$agent_hash" ]; then
   echo "    $tag is up to date (agent hash $agent_hash); use --force to rebuild"

@@ -129,7 +129,10 @@ def _find(ident: str) -> str:
 def cmd_health(args: argparse.Namespace) -> int:
     backend = _backend()
     cid = _find(args.id)
-    probe = ["/opt/venv/bin/python", "-m", "sandbox_kernel.agent.cgroup"]
+    # Run from the agent's own (read-only) directory, as the entrypoint does: from the exec's
+    # default cwd (/sandbox) the module is not importable, and /sandbox is user-writable.
+    probe = ["/bin/sh", "-c", "cd /opt/sandbox-kernel && exec /opt/venv/bin/python -E -s -m "
+             "sandbox_kernel.agent.cgroup"]
 
     def sample() -> dict[str, float]:
         code, output = backend.exec_in(cid, probe)

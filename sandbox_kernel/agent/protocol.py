@@ -31,6 +31,8 @@ REQUEST_TYPES = frozenset(
         "complete",
         "inspect",
         "is_complete",
+        "get_var",
+        "set_var",
         "restart",
         "set_env",
         "shutdown",

@@ -12,6 +12,7 @@ import builtins
 import codecs
 import getpass
 import io
+import json
 import os
 import signal
 import subprocess
@@ -58,7 +59,7 @@ class Link:
         if not line:
             return None
         return decode(line, frozenset({"run", "input_reply", "complete", "inspect",
-                                       "is_complete", "set_env"}))
+                                       "is_complete", "set_env", "get_var", "set_var"}))
 
     def on_sigint(self, signum: int, frame: object) -> None:
         if not self.in_user_code:
@@ -292,9 +293,31 @@ class Worker:
                     os.environ.pop(k, None)
         self.reply(req, {"status": "ok"})
 
+    def get_var(self, req: dict[str, Any]) -> None:
+        name = str(req.get("name", ""))
+        if name not in self.shell.user_ns:
+            self.reply(req, {"status": "error", "message": f"{name} is not defined in Python"})
+            return
+        try:
+            text = json.dumps(self.shell.user_ns[name], allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            self.reply(req, {"status": "error",
+                             "message": f"{name} is not JSON-serialisable ({exc})"})
+            return
+        self.reply(req, {"status": "ok", "json": text})
+
+    def set_var(self, req: dict[str, Any]) -> None:
+        try:
+            self.shell.user_ns[str(req.get("name", ""))] = json.loads(str(req.get("json")))
+        except ValueError as exc:
+            self.reply(req, {"status": "error", "message": f"invalid JSON ({exc})"})
+            return
+        self.reply(req, {"status": "ok"})
+
     def serve(self) -> None:
         handlers = {"run": self.run, "complete": self.complete, "inspect": self.inspect,
-                    "is_complete": self.is_complete, "set_env": self.set_env}
+                    "is_complete": self.is_complete, "set_env": self.set_env,
+                    "get_var": self.get_var, "set_var": self.set_var}
         while True:
             try:
                 req = self.link.recv()

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import files, procs, protocol
 from .cgroup import Cgroup
-from .workers import Command, Run, Worker, python_worker_argv
+from .workers import Command, Run, Worker, node_worker_argv, python_worker_argv
 
 WORKDIR = "/sandbox" if os.path.isdir("/sandbox") else os.getcwd()
 TICK = 0.1
@@ -54,7 +54,10 @@ class Supervisor:
         self.inbuf = bytearray()
         self.stopping = False
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_AGENT")}
-        self.argv_for = argv_for or {"python": python_worker_argv}
+        self.argv_for = argv_for or {
+            "python": python_worker_argv,
+            "node": lambda: node_worker_argv(self.cgroup.sample().memory_limit),
+        }
         self.workers: dict[str, Worker] = {}
         self.commands: dict[int, Command] = {}
         self.pending: dict[int, str] = {}  # request id -> worker kind awaiting a reply
@@ -198,6 +201,9 @@ class Supervisor:
                 except (KeyError, ValueError):
                     pass
                 return
+            if name == "stderr":
+                w.stderr_tail += data
+                del w.stderr_tail[:-4096]
             text = w.decoders[fd].decode(data)
             rid = w.run.id if w.run else w.last_run_id
             if not text or not rid:
@@ -249,7 +255,7 @@ class Supervisor:
         if self.workers.get(w.kind) is w:
             del self.workers[w.kind]
         if run is not None:
-            oom = self.cgroup.oom_kills() > run.oom_start
+            oom = self.cgroup.oom_kills() > run.oom_start or b"heap out of memory" in w.stderr_tail
             verdict = "oom" if oom else run.verdict or ("interrupted" if run.killed else "crashed")
             sig = -status if status < 0 else None
             self.send(self.done_frame(w, run, verdict, "error", state_lost=True,
@@ -587,7 +593,7 @@ class Supervisor:
             for w in self.workers.values():
                 if w.run is not None and w.run.id == rid:
                     self.to_worker(w, req)
-        elif rtype in ("complete", "inspect", "is_complete"):
+        elif rtype in ("complete", "inspect", "is_complete", "get_var", "set_var"):
             w = self.worker(str(req.get("lang", "python")) if req.get("lang") in self.argv_for
                             else "python")
             if w.run is not None:
@@ -636,8 +642,9 @@ class Supervisor:
     def run_forever(self) -> None:
         os.set_blocking(0, False)
         self.sel.register(0, selectors.EVENT_READ, (self.on_stdin, None))
-        for kind in self.argv_for:
-            if kind == "python":
+        prestart = os.environ.get("SANDBOX_AGENT_PRESTART", "python")
+        for kind in prestart.split(","):
+            if kind in self.argv_for:
                 self.worker(kind)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         signal.signal(signal.SIGINT, signal.SIG_IGN)

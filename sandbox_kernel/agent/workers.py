@@ -76,6 +76,7 @@ class Worker:
     decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
     run: Run | None = None
     last_run_id: int = 0
+    stderr_tail: bytearray = field(default_factory=bytearray)
     ready: bool = False
     exited: bool = False
 
@@ -132,6 +133,15 @@ class Worker:
 
 def python_worker_argv() -> list[str]:
     return [sys.executable, "-m", "sandbox_kernel.agent.python_worker"]
+
+
+def node_worker_argv(memory_limit: int | None) -> list[str]:
+    """Node with a V8 heap below the container's memory, so a heap bomb fails cleanly."""
+    runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_runner.js")
+    argv = ["node"]
+    if memory_limit:
+        argv.append(f"--max-old-space-size={max(32, int(memory_limit * 0.75) >> 20)}")
+    return [*argv, runner]
 
 
 @dataclass

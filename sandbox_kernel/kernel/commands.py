@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -410,10 +409,11 @@ class Commands:
         args = p.parse_args(argv)
         name = self._var(args.name)
         session = await self.session()
-        value = await self.kernel.eval_json(session, source, name)
-        await self.kernel.assign_json(session, target, name, value)
-        self.say(f"[sandbox] {name} copied from {source} to {target} "
-                 f"({len(json.dumps(value))} bytes of JSON)")
+        text = await asyncio.to_thread(session.get_var, source, name)
+        if len(text) > 64 * 2**20:
+            raise UsageError(f"{name} is over 64 MB of JSON; too large to copy")
+        await asyncio.to_thread(session.set_var, target, name, text)
+        self.say(f"[sandbox] {name} copied from {source} to {target} ({len(text)} bytes of JSON)")
 
     async def cmd_put(self, argv: list[str], body: str | None) -> None:
         await self._transfer_var(argv, "python", "node")

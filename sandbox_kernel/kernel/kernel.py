@@ -69,6 +69,9 @@ class SandboxKernel(Kernel):
         self._cell_output = ""
         self._allow_stdin = False
         self._python_version = "3.11"
+        self._node_version = "22"
+        if self.settings.language == "node":
+            self.banner = self.banner.replace("every cell", "every JavaScript cell")
         self.last_cell: dict[str, Any] = {}
         self.commands = Commands(self)
         self._idle_timer: PeriodicCallback | None = None
@@ -77,6 +80,11 @@ class SandboxKernel(Kernel):
     # ----- kernel_info --------------------------------------------------------------------
     @property
     def language_info(self) -> dict[str, Any]:  # type: ignore[override]
+        if self.settings.language == "node":
+            return {"name": "javascript", "version": self._node_version,
+                    "mimetype": "application/javascript", "file_extension": ".js",
+                    "pygments_lexer": "javascript", "codemirror_mode": "javascript",
+                    "nbconvert_exporter": "javascript"}
         return {
             "name": "python",
             "version": self._python_version,
@@ -107,7 +115,8 @@ class SandboxKernel(Kernel):
                 self.manager = SandboxManager(
                     image=self.settings.image, limits=self.limits, ceilings=self.ceilings,
                     pool_size=self.settings.pool_size, cleanup_interval=0,
-                    env=dict(self.settings.env))
+                    env={**self.settings.env,
+                         "SANDBOX_AGENT_PRESTART": self.settings.language})
             return self.manager
 
     def _open(self) -> Session:
@@ -263,7 +272,7 @@ class SandboxKernel(Kernel):
 
     async def _execute(self, code: str, silent: bool, store_history: bool,
                        user_expressions: dict[str, Any], allow_stdin: bool) -> dict[str, Any]:
-        cell = parse_cell(code)
+        cell = parse_cell(code, self.settings.language)
         if isinstance(cell, tuple):
             return await self.commands.run_all(cell)
         session = await self.sandbox()
@@ -530,38 +539,49 @@ class SandboxKernel(Kernel):
             self.log.info("%s failed: %s", method, exc)
             return None
 
+    def _target(self, code: str, cursor_pos: int | None) -> tuple[str, str, int, int]:
+        """(language, code, cursor, offset) of the cell part a completion request is about."""
+        pos = len(code) if cursor_pos is None else max(0, min(cursor_pos, len(code)))
+        lang = self.settings.language
+        first, nl, rest = code.partition("\n")
+        name = first.strip()[2:] if first.strip().startswith("%%") else ""
+        if nl and name in ("node", "python", "python3") and pos > len(first):
+            offset = len(first) + 1
+            return ("node" if name == "node" else "python"), rest, pos - offset, offset
+        return lang, code, pos, 0
+
     async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
-        pos = len(code) if cursor_pos is None else cursor_pos
-        reply = await self._ask("complete", code, pos)
+        lang, body, pos, offset = self._target(code, cursor_pos)
+        reply = await self._ask("complete", body, pos, lang)
+        empty = {"status": "ok", "matches": [], "cursor_start": pos + offset,
+                 "cursor_end": pos + offset, "metadata": {}}
         if not reply or reply.get("status") != "ok":
-            return {"status": "ok", "matches": [], "cursor_start": pos, "cursor_end": pos,
-                    "metadata": {}}
+            return empty
         matches = reply.get("matches")
-        return {"status": "ok",
-                "matches": [m for m in matches if isinstance(m, str)][:1000]
-                if isinstance(matches, list) else [],
-                "cursor_start": reply.get("cursor_start") if isinstance(
-                    reply.get("cursor_start"), int) else pos,
-                "cursor_end": reply.get("cursor_end") if isinstance(
-                    reply.get("cursor_end"), int) else pos,
-                "metadata": {}}
+        start, end = reply.get("cursor_start"), reply.get("cursor_end")
+        if not isinstance(matches, list) or not isinstance(start, int) or not isinstance(
+                end, int):
+            return empty
+        return {"status": "ok", "matches": [m for m in matches if isinstance(m, str)][:1000],
+                "cursor_start": start + offset, "cursor_end": end + offset, "metadata": {}}
 
     async def do_inspect(self, code: str, cursor_pos: int | None, detail_level: int = 0,
                          omit_sections: Any = ()) -> dict[str, Any]:
-        pos = len(code) if cursor_pos is None else cursor_pos
-        reply = await self._ask("inspect", code, pos, detail_level)
+        lang, body, pos, _ = self._target(code, cursor_pos)
+        reply = await self._ask("inspect", body, pos, detail_level, lang)
         if not reply or reply.get("status") != "ok":
             return {"status": "ok", "found": False, "data": {}, "metadata": {}}
         return {"status": "ok", "found": reply.get("found") is True,
                 "data": self.policy.bundle(reply.get("data")), "metadata": {}}
 
     async def do_is_complete(self, code: str) -> dict[str, Any]:
-        cell = None
-        with contextlib.suppress(UsageError):
-            cell = parse_cell(code)
-        if isinstance(cell, tuple) or (cell is not None and cell.lang != "python"):
+        try:
+            cell = parse_cell(code, self.settings.language)
+        except UsageError:
+            return {"status": "invalid"}
+        if isinstance(cell, tuple) or cell.lang == "bash":
             return {"status": "complete"}
-        reply = await self._ask("is_complete", code)
+        reply = await self._ask("is_complete", cell.body, cell.lang)
         if not reply or reply.get("status") not in ("complete", "incomplete", "invalid"):
             return {"status": "unknown"}
         out: dict[str, Any] = {"status": reply["status"]}

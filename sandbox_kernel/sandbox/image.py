@@ -26,7 +26,9 @@ def agent_hash() -> str:
         h.update((ctx / name).read_bytes())
     h.update((PACKAGE_DIR / "__init__.py").read_bytes())
     agent = PACKAGE_DIR / "agent"
-    for name in sorted(os.listdir(agent), key=lambda n: n.encode()):
-        if name.endswith(".py"):
-            h.update((agent / name).read_bytes())
+    names = sorted(os.listdir(agent), key=lambda n: n.encode())
+    for suffix in (".js", ".py"):
+        for name in names:
+            if name.endswith(suffix):
+                h.update((agent / name).read_bytes())
     return h.hexdigest()[:16]

@@ -24,6 +24,7 @@ from ..errors import (
     SandboxError,
     SandboxTimeout,
     SessionGone,
+    UsageError,
 )
 from .backend import Backend
 from .channel import Call, Channel, Frame
@@ -257,16 +258,31 @@ class Session:
             truncated_bytes=_int(frame.get("dropped_bytes")),
         )
 
-    def complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
+    def complete(self, code: str, cursor_pos: int, lang: str = "python") -> dict[str, Any]:
         return self._content(self._request("complete", code=code, cursor_pos=cursor_pos,
-                                           timeout=15))
+                                           lang=lang, timeout=15))
 
-    def inspect(self, code: str, cursor_pos: int, detail_level: int = 0) -> dict[str, Any]:
+    def inspect(self, code: str, cursor_pos: int, detail_level: int = 0,
+                lang: str = "python") -> dict[str, Any]:
         return self._content(self._request("inspect", code=code, cursor_pos=cursor_pos,
-                                           detail_level=detail_level, timeout=15))
+                                           detail_level=detail_level, lang=lang, timeout=15))
 
-    def is_complete(self, code: str) -> dict[str, Any]:
-        return self._content(self._request("is_complete", code=code, timeout=15))
+    def is_complete(self, code: str, lang: str = "python") -> dict[str, Any]:
+        return self._content(self._request("is_complete", code=code, lang=lang, timeout=15))
+
+    def get_var(self, lang: str, name: str) -> str:
+        """A variable of an interpreter (python or node), as JSON text."""
+        content = self._content(self._request("get_var", lang=lang, name=name, timeout=30))
+        if content.get("status") != "ok" or not isinstance(content.get("json"), str):
+            raise UsageError(_str(content.get("message"), 500) or f"cannot read {name}")
+        return str(content["json"])
+
+    def set_var(self, lang: str, name: str, json_text: str) -> None:
+        """Assign a JSON value to a variable of an interpreter."""
+        content = self._content(self._request("set_var", lang=lang, name=name,
+                                              json=json_text, timeout=30))
+        if content.get("status") != "ok":
+            raise UsageError(_str(content.get("message"), 500) or f"cannot set {name}")
 
     def restart_interpreter(self, lang: str = "python") -> None:
         self._content(self._request("restart", lang=lang, timeout=15))
