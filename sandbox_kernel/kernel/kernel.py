@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import SandboxError, UsageError
 from ..sandbox.manager import SandboxManager
 from ..sandbox.session import Run, Session
-from ..sandbox.spec import CellResult, format_size
+from ..sandbox.spec import CellResult, format_size, human_size
 from .cells import Code, HostCommand, parse_cell
 from .commands import Commands
 from .config import Sandbox
@@ -454,14 +454,14 @@ class SandboxKernel(Kernel):
         return await self.ask(prompt, password=True)
 
     def _oom_text(self, session: Session) -> str:
-        mem = format_size(session.limits.memory)
+        mem = human_size(session.limits.memory)
         bigger = format_size(min(session.limits.memory * 2, self.ceilings.memory))
         return (f"cell exceeded the {mem} memory limit (OOM); interpreter restarted, /sandbox "
                 f"files kept. Raise it with: %sandbox limits memory={bigger}")
 
     @staticmethod
     def _truncation_text(session: Session, dropped: int) -> str:
-        return (f"\n[sandbox] output truncated after {format_size(session.limits.output)}: "
+        return (f"\n[sandbox] output truncated after {human_size(session.limits.output)}: "
                 f"{dropped:,} more characters were not shown (raise with "
                 "%sandbox limits output=16m)\n")
 

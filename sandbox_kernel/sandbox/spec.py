@@ -32,6 +32,16 @@ def format_size(n: float) -> str:
     return f"{int(n)}b"
 
 
+def human_size(n: float) -> str:
+    """512 MiB -> '512 MB', 1.5 GiB -> '1.5 GB': for messages, not for parsing."""
+    for unit, size in (("GB", GiB), ("MB", MiB), ("KB", KiB)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value.is_integer() or value >= 100 else \
+                f"{value:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
 def format_seconds(s: float) -> str:
     return f"{int(s)}s" if float(s).is_integer() else f"{s:g}s"
 
