@@ -217,6 +217,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_pool(args: argparse.Namespace) -> int:
+    from .sandbox.manager import SandboxManager
+
+    env = {"SANDBOX_AGENT_PRESTART": args.language}
+    with SandboxManager(image=_image(args), limits=_limits(args), pool_size=args.size,
+                        env=env, cleanup_interval=60) as manager:
+        manager.pool.fill_once()
+        print(f"keeping {args.size} warm sandbox(es) for kernels and sessions with default "
+              "limits; Ctrl-C to stop (they are removed on exit)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping the pool", file=sys.stderr)
+    return 0
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     from .kernel.install import install
 
@@ -258,6 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", help="wall-clock limit, e.g. 30s")
     s.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     s.set_defaults(func=cmd_exec)
+
+    s = sub.add_parser("pool", help="keep warm sandboxes that new kernels claim at start")
+    s.add_argument("--size", type=int, default=2, help="how many to keep ready (default 2)")
+    s.add_argument("--language", choices=("python", "node"), default="python",
+                   help="interpreter to prestart (match the kernels that will claim them)")
+    s.add_argument("--memory", help=argparse.SUPPRESS)
+    s.add_argument("--cpus", help=argparse.SUPPRESS)
+    s.add_argument("--pids", help=argparse.SUPPRESS)
+    s.add_argument("--timeout", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_pool)
 
     s = sub.add_parser("ls", help="list sandbox containers on this engine")
     s.add_argument("--json", action="store_true")

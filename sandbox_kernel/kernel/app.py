@@ -14,8 +14,10 @@ from ipykernel.kernelapp import IPKernelApp
 from jupyter_core.paths import jupyter_config_path
 from traitlets import List, Type, Unicode, default
 
+from ..errors import SandboxError
 from .config import Sandbox
 from .kernel import SandboxKernel
+from .launcher import Launcher
 
 
 class SandboxKernelApp(IPKernelApp):
@@ -26,6 +28,7 @@ class SandboxKernelApp(IPKernelApp):
     kernel_class = Type(SandboxKernel, help="The kernel class to launch.").tag(config=True)
     classes = [*IPKernelApp.classes, SandboxKernel, Sandbox]
     config_file_paths = List(Unicode())
+    launcher: Launcher | None = None
 
     @default("config_file_paths")
     def _jupyter_config_dirs(self) -> list[str]:
@@ -38,6 +41,15 @@ class SandboxKernelApp(IPKernelApp):
     def init_config_files(self) -> None:
         """Only Jupyter's config directories; never the working directory or a profile."""
         self.config_file_paths = list(jupyter_config_path())
+
+    def init_connection_file(self) -> None:
+        """The configuration is loaded by now: start the sandbox while ipykernel sets up."""
+        self.launcher = Launcher(Sandbox(parent=self))
+        try:
+            self.launcher.start()
+        except SandboxError as exc:
+            self.log.warning("sandbox start deferred to the first cell: %s", exc)
+        super().init_connection_file()
 
 
 def main(argv: Any = None) -> None:

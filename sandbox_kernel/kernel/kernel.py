@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import fnmatch
 import re
@@ -25,12 +24,12 @@ from tornado.ioloop import PeriodicCallback
 
 from .. import __version__
 from ..errors import SandboxError, UsageError
-from ..sandbox.manager import SandboxManager
 from ..sandbox.session import Run, Session
 from ..sandbox.spec import CellResult, format_size, human_size
 from .cells import Code, HostCommand, parse_cell
 from .commands import Commands
 from .config import Sandbox
+from .launcher import Launcher
 from .outputs import OutputPolicy
 
 #: Without a frame for this long, the kernel asks the engine whether the sandbox still runs.
@@ -53,14 +52,13 @@ class SandboxKernel(Kernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings = Sandbox(parent=self)
+        launcher = getattr(self.parent, "launcher", None)
+        self.launcher: Launcher = launcher if isinstance(launcher, Launcher) else Launcher(
+            Sandbox(parent=self))
+        self.settings = self.launcher.settings
         self.policy = OutputPolicy(self.settings.sanitize_output, self.settings.allow_javascript)
-        self.limits = self.settings.limits()
-        self.ceilings = self.settings.ceilings()
-        self.manager: SandboxManager | None = None
-        self._future: concurrent.futures.Future[Session] | None = None
-        self._starter = concurrent.futures.ThreadPoolExecutor(1, "sandbox-start")
-        self._manager_lock = threading.Lock()
+        self.limits = self.launcher.limits
+        self.ceilings = self.launcher.ceilings
         self._busy = False
         self._last_activity = time.monotonic()
         self._notice: str | None = None
@@ -109,66 +107,43 @@ class SandboxKernel(Kernel):
             self._idle_timer = PeriodicCallback(self._check_idle, every)
             self._idle_timer.start()
 
-    def _get_manager(self) -> SandboxManager:
-        with self._manager_lock:
-            if self.manager is None:
-                self.manager = SandboxManager(
-                    image=self.settings.image, limits=self.limits, ceilings=self.ceilings,
-                    pool_size=self.settings.pool_size, cleanup_interval=0,
-                    env={**self.settings.env,
-                         "SANDBOX_AGENT_PRESTART": self.settings.language})
-            return self.manager
-
-    def _open(self) -> Session:
-        session = self._get_manager().open_session(self.limits)
-        version = session.agent.get("python")
-        if isinstance(version, str) and version[:1].isdigit():
-            self._python_version = version[:20]
-        return session
-
     def _start_session(self) -> None:
         """Begin creating the sandbox now, so that the first cell does not wait for it."""
-        self._future = self._starter.submit(self._open)
+        self.launcher.start()
 
     async def sandbox(self) -> Session:
         """The live sandbox, created or replaced as needed (with a notice for the user)."""
-        if self._future is None:
-            self._start_session()
-        assert self._future is not None
         try:
-            session = await asyncio.wrap_future(self._future)
+            session = await asyncio.wrap_future(self.launcher.start())
         except SandboxError:
-            self._future = None  # try again on the next cell
+            self.launcher.forget()  # try again on the next cell
             raise
         if not session.alive:
             reason = await asyncio.to_thread(session.diagnose)
-            await asyncio.to_thread(self._discard, session)
+            await asyncio.to_thread(self.launcher.discard, session)
+            self.launcher.forget()
             self._notice = (f"[sandbox] {reason}; a fresh sandbox was started (variables and "
                             "/sandbox files from before are gone)")
-            self._start_session()
-            assert self._future is not None
-            session = await asyncio.wrap_future(self._future)
+            session = await asyncio.wrap_future(self.launcher.start())
+        self._note_versions(session)
         return session
+
+    def _note_versions(self, session: Session) -> None:
+        version = session.agent.get("python")
+        if isinstance(version, str) and version[:1].isdigit():
+            self._python_version = version[:20]
 
     def current_session(self) -> Session | None:
         """The sandbox if it is up, without waiting or creating one."""
-        f = self._future
-        if f is None or not f.done() or f.exception() is not None:
-            return None
-        s = f.result()
-        return s if s.alive else None
+        return self.launcher.current()
 
     def _discard(self, session: Session) -> None:
-        if self.manager is not None:
-            with contextlib.suppress(SandboxError, KeyError):
-                self.manager.destroy_session(session.session_id, reason="replaced")
-        with contextlib.suppress(SandboxError):
-            session.close()
+        self.launcher.discard(session)
 
     async def restart_sandbox(self, notice: str | None = None) -> Session:
         """Throw the sandbox away and start a fresh, empty one."""
         old = self.current_session()
-        self._future = None
+        self.launcher.forget()
         if old is not None:
             await asyncio.to_thread(self._discard, old)
         self._notice = notice
@@ -181,7 +156,7 @@ class SandboxKernel(Kernel):
             return
         if session.busy:
             return
-        self._future = None
+        self.launcher.forget()
         minutes = idle / 60
         span = f"{minutes:.0f} min" if minutes >= 1 else f"{idle:.0f} s"
         self._notice = f"[sandbox] the sandbox was reclaimed after {span} idle; state was reset"
@@ -191,18 +166,9 @@ class SandboxKernel(Kernel):
     def _close_all(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.stop()
-        with self._manager_lock:
-            manager, self.manager = self.manager, None
-        if manager is not None:
-            manager.close()
-        elif self._future is not None and self._future.done() and not self._future.exception():
-            with contextlib.suppress(SandboxError):
-                self._future.result().close()
+        self.launcher.close()
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
-        if self._future is not None and not self._future.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(self._future), 30)
         await asyncio.to_thread(self._close_all)
         return {"status": "ok", "restart": restart}
 
@@ -527,9 +493,10 @@ class SandboxKernel(Kernel):
     # ----- introspection ------------------------------------------------------------------
     async def _ask(self, method: str, *args: Any) -> dict[str, Any] | None:
         session = self.current_session()
-        if session is None and self._future is not None and not self._future.done():
+        future = self.launcher.future
+        if session is None and future is not None and not future.done():
             with contextlib.suppress(Exception):
-                session = await asyncio.wait_for(asyncio.wrap_future(self._future), 30)
+                session = await asyncio.wait_for(asyncio.wrap_future(future), 30)
         if session is None:
             return None
         try:

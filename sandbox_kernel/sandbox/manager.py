@@ -117,7 +117,7 @@ class SandboxManager:
         t0 = time.perf_counter()
         session = None
         pooled = False
-        if self.pool.size and self.pool.matches(self.image, lim, self.env):
+        if self.pool.matches(self.image, lim, self.env):
             claimed = self.pool.claim()
             if claimed is not None:
                 cid, sid = claimed

@@ -57,8 +57,19 @@ class Pool:
                                             daemon=True)
             self._thread.start()
 
+    def prune(self) -> None:
+        """Forget ready containers that another process claimed (renamed) or that died."""
+        with self._lock:
+            if not self._ready:
+                return
+        alive = {r.id for r in self.backend.list_owned(all_states=False)
+                 if r.name.startswith(POOL_PREFIX) and r.status == "running"}
+        with self._lock:
+            self._ready = deque(item for item in self._ready if item[0] in alive)
+
     def fill_once(self) -> int:
         """Create containers until the pool is full; return how many were added."""
+        self.prune()
         added = 0
         while not self._stop.is_set():
             with self._lock:
@@ -83,7 +94,7 @@ class Pool:
             except SandboxError as exc:
                 log.warning("could not refill the sandbox pool: %s", exc)
                 self._stop.wait(5)
-            self._wake.wait(30)
+            self._wake.wait(2.0)
             self._wake.clear()
 
     def claim(self) -> tuple[str, str] | None:
