@@ -112,7 +112,7 @@ function classic(code) {
     .replace(new RegExp(`^class\\s+(${IDENT})`, 'gm'), 'var $1 = class $1');
 }
 
-function asyncWrapped(code) {
+function asyncWrapped(code, withResult = true) {
   let body = code
     .replace(new RegExp(`^(?:let|const|var)\\s+(${IDENT})\\s*;?\\s*$`, 'gm'), '$1 = undefined;')
     .replace(new RegExp(`^(?:let|const|var)\\s+(${IDENT})\\s*=`, 'gm'), '$1 =')
@@ -123,7 +123,7 @@ function asyncWrapped(code) {
   const lines = body.split('\n');
   let last = lines.length - 1;
   while (last >= 0 && lines[last].trim() === '') last--;
-  if (last >= 0) {
+  if (withResult && last >= 0) {
     const line = lines[last];
     const prev = last > 0 ? lines[last - 1].trimEnd() : '';
     const continues = /[,([+\-*/%=&|?:.!<>~^]$/.test(prev) || /^[.([+\-*/%=&|?:,]/.test(line);
@@ -142,7 +142,13 @@ function compile(code, filename) {
   } catch (e) {
     if (!(e instanceof SyntaxError) || !/await is only valid|Unexpected reserved word/.test(
       e.message) || !/\bawait\b/.test(code)) throw e;
-    return { script: new vm.Script(asyncWrapped(code), { filename }), async: true };
+    try {
+      return { script: new vm.Script(asyncWrapped(code), { filename }), async: true };
+    } catch (e2) {
+      // The last line was not one expression (e.g. `await a(); b()`): run it without a result.
+      if (!(e2 instanceof SyntaxError)) throw e2;
+      return { script: new vm.Script(asyncWrapped(code, false), { filename }), async: true };
+    }
   }
 }
 

@@ -70,6 +70,30 @@ class Link:
         raise KeyboardInterrupt
 
 
+class BinaryOut(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes decoded incrementally as UTF-8 (a split character waits)."""
+
+    def __init__(self, text: OutStream) -> None:
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.text.fileno()
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        decoded = self.decoder.decode(data)
+        if decoded:
+            self.text.write(decoded)
+        return len(data)
+
+    def flush(self) -> None:
+        self.text.flush()
+
+
 class OutStream(io.TextIOBase):
     """sys.stdout / sys.stderr: batches writes into `stream` frames, capped per cell."""
 
@@ -78,6 +102,11 @@ class OutStream(io.TextIOBase):
         self.name_ = name
         self.buf: list[str] = []
         self.size = 0
+        self._buffer = BinaryOut(self)
+
+    @property
+    def buffer(self) -> BinaryOut:  # type: ignore[override]
+        return self._buffer
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -96,6 +125,9 @@ class OutStream(io.TextIOBase):
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         w = self.worker
+        other = w.stderr if self is w.stdout else w.stdout
+        if other.buf:  # keep stdout/stderr interleaving: send the other stream's text first
+            other.flush()
         with w.out_lock:
             if w.out_budget <= 0:
                 w.out_dropped += len(s)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ..errors import FileOperationError, LimitError, UsageError
 from ..sandbox.spec import LIVE_LIMITS, RULES, FileInfo, format_size
 from . import transfer
+from .health import health_bundle
 
 if TYPE_CHECKING:
     from ..sandbox.session import Session
@@ -216,12 +217,9 @@ class Commands:
         args = p.parse_args(argv)
         session = await self.session()
         health = await asyncio.to_thread(session.health)
-        monitor = getattr(self.kernel, "monitor", None)
-        if args.watch and monitor is not None:
-            monitor.show(session)
+        if args.watch:
+            self.kernel.monitor.show(health)
             return
-        from .health import health_bundle
-
         self.show(health_bundle(health))
 
     async def cmd_restart(self, argv: list[str], body: str | None) -> None:

@@ -63,6 +63,9 @@ class Sandbox(Configurable):
     allow_javascript = Bool(
         False, help="Forward application/javascript outputs. Unsafe: script from the "
         "sandbox can drive the Jupyter server outside it.").tag(config=True)
+    monitor_on_start = Bool(
+        False, help="Show the live resource monitor (a widget) with the first cell's output, "
+        "as %sandbox health --watch does.").tag(config=True)
     env = Dict(
         {}, help="Environment variables given to every sandbox. Nothing from the host "
         "environment is passed unless named here.").tag(config=True)

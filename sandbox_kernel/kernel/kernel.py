@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import fnmatch
+import os
 import re
 import signal
 import threading
@@ -30,6 +31,7 @@ from .cells import Code, HostCommand, parse_cell
 from .commands import Commands
 from .config import Sandbox
 from .launcher import Launcher
+from .widgets import Monitor, install_comms
 from .outputs import OutputPolicy
 
 #: Without a frame for this long, the kernel asks the engine whether the sandbox still runs.
@@ -72,6 +74,9 @@ class SandboxKernel(Kernel):
             self.banner = self.banner.replace("every cell", "every JavaScript cell")
         self.last_cell: dict[str, Any] = {}
         self.commands = Commands(self)
+        self.comm_manager = install_comms(self)
+        self.monitor = Monitor(self)
+        self._monitor_pending = self.settings.monitor_on_start
         self._idle_timer: PeriodicCallback | None = None
         atexit.register(self._close_all)
 
@@ -166,6 +171,7 @@ class SandboxKernel(Kernel):
     def _close_all(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.stop()
+        self.monitor.stop()
         self.launcher.close()
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
@@ -229,6 +235,8 @@ class SandboxKernel(Kernel):
         finally:
             self._busy = False
             self._last_activity = time.monotonic()
+        if not self.last_cell:
+            self.last_cell = {"verdict": "ok" if reply.get("status") == "ok" else "error"}
         if store_history and not silent:
             self._history.append((1, self.execution_count, code, self._cell_output))
         reply.setdefault("execution_count", self.execution_count)
@@ -245,6 +253,9 @@ class SandboxKernel(Kernel):
         if self._notice:
             self.stream("stderr", self._notice + "\n")
             self._notice = None
+        if self._monitor_pending and not silent:
+            self._monitor_pending = False
+            self.monitor.show(await asyncio.to_thread(session.health))
         if cell.lang == "bash":
             return await self._run_shell(session, cell)
         return await self._run_code(session, cell, silent, store_history, user_expressions,
@@ -436,10 +447,14 @@ class SandboxKernel(Kernel):
         dropped = state.dropped + result.dropped_chars
         if dropped:
             self.stream("stderr", self._truncation_text(session, dropped))
+        verdict = {"cpu_time": "timeout", "crashed": "error"}.get(result.verdict,
+                                                                 result.verdict)
         self.last_cell = {
-            "verdict": result.verdict, "wall_seconds": round(result.duration_ms / 1000, 4),
+            "verdict": verdict, "wall_seconds": round(result.duration_ms / 1000, 4),
             "cpu_seconds": result.cpu_seconds, "peak_memory": result.peak_memory,
         }
+        if verdict != result.verdict:
+            self.last_cell["reason"] = result.verdict
         if result.state_lost:
             if result.verdict == "oom":
                 return self.publish_error("MemoryError", self._oom_text(session))
@@ -489,6 +504,29 @@ class SandboxKernel(Kernel):
         if self.last_cell:
             metadata["sandbox"] = dict(self.last_cell)
         return metadata
+
+    async def usage_request(self, stream: Any, ident: Any, parent: Any) -> None:
+        """Answer JupyterLab's kernel usage panel with the sandbox's figures, not ours."""
+        content: dict[str, Any] = {"hostname": "sandbox", "pid": os.getpid()}
+        session = self.current_session()
+        if session is not None:
+            try:
+                h = await asyncio.to_thread(session.health, 95.0, False)
+                limit = h.memory_limit or 0
+                content.update(
+                    kernel_cpu=h.cpu_percent, kernel_memory=h.memory_usage,
+                    cpu_count=session.limits.cpus, host_cpu_percent=h.cpu_percent,
+                    host_virtual_memory={"total": limit, "used": h.memory_usage,
+                                         "available": max(0, limit - h.memory_usage),
+                                         "percent": h.memory_percent},
+                    sandbox={"pids": h.pids, "pids_limit": h.pids_limit,
+                             "uptime_s": h.uptime_s, "status": h.status})
+            except SandboxError as exc:
+                content["sandbox"] = {"status": "unavailable", "reason": str(exc)}
+        else:
+            content["sandbox"] = {"status": "not running"}
+        assert self.session is not None
+        self.session.send(stream, "usage_reply", content, parent, ident)
 
     # ----- introspection ------------------------------------------------------------------
     async def _ask(self, method: str, *args: Any) -> dict[str, Any] | None:

@@ -169,8 +169,10 @@ class Session:
             return "the sandbox agent stopped answering"
         return self.channel.close_reason()
 
-    def _request(self, ftype: str, timeout: float = 30.0, **fields: Any) -> Frame:
-        self.touch()
+    def _request(self, ftype: str, timeout: float = 30.0, activity: bool = True,
+                 **fields: Any) -> Frame:
+        if activity:
+            self.touch()
         try:
             return self.channel.request(ftype, timeout=timeout, **fields)
         except SessionGone:
@@ -380,13 +382,13 @@ class Session:
                         mode=_int(e.get("mode"), 0))
 
     # ----- health and limits ----------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
-        """Raw cgroup counters from the agent."""
-        return self._content(self._request("stats", timeout=10))
+    def stats(self, activity: bool = True) -> dict[str, Any]:
+        """Raw cgroup counters from the agent (a monitor passes activity=False: not use)."""
+        return self._content(self._request("stats", timeout=10, activity=activity))
 
-    def health(self, threshold: float = 95.0) -> Health:
+    def health(self, threshold: float = 95.0, activity: bool = True) -> Health:
         """Memory, CPU (percent of one core since the last reading) and process use."""
-        cur = self.stats()
+        cur = self.stats(activity)
         prev = self._prev_stats
         age = -1.0
         if prev is not None:
@@ -394,7 +396,7 @@ class Session:
         if prev is None or not 0.05 <= age <= 30:
             prev = cur
             time.sleep(0.1)
-            cur = self.stats()
+            cur = self.stats(activity)
         self._prev_stats = cur
         wall = (_float(cur.get("taken_at")) or 0) - (_float(prev.get("taken_at")) or 0)
         cpu_ns = _int(cur.get("cpu_usage_ns")) - _int(prev.get("cpu_usage_ns"))

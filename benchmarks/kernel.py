@@ -1,0 +1,169 @@
+"""The sandbox kernel side by side with a local ipykernel, same client code, one run.
+
+    .venv/bin/python benchmarks/kernel.py [--quick]
+
+Measures execute-to-idle round trips (`pass`, `print('x')`, 1 MiB of output, a `%%node`
+cell), kernel start to first result (cold, and with warm sandboxes from
+`sandbox-kernel pool`), and the cost of the live resource monitor. Prints medians, p95 and
+ratios; writes benchmarks/results/kernel.json. Reports only: targets never fail a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+RESULTS = Path(__file__).parent / "results"
+ONE_MIB = "import sys; sys.stdout.write('x' * (1 << 20))"
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+    return {"median_ms": statistics.median(s), "p95_ms": s[min(len(s) - 1, int(len(s) * .95))],
+            "n": len(s)}
+
+
+class Kernel:
+    """A started kernel and a client, with a round-trip timer that waits for idle."""
+
+    def __init__(self, name: str, extra: list[str] | None = None) -> None:
+        self.km = KernelManager(kernel_name=name)
+        self.km.start_kernel(extra_arguments=extra or [])
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def roundtrip(self, code: str) -> float:
+        """Milliseconds from execute_request to the kernel's idle status for it."""
+        t = time.perf_counter()
+        msg_id = self.kc.execute(code)
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=60)
+            except queue.Empty:
+                raise TimeoutError(f"no idle for {code[:30]!r}") from None
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"]["execution_state"] == "idle"):
+                break
+        elapsed = (time.perf_counter() - t) * 1000
+        self.kc.get_shell_msg(timeout=60)
+        return elapsed
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+def first_result(name: str, extra: list[str] | None = None) -> float:
+    """Start a kernel and run `1` until its execute_result arrives: milliseconds."""
+    t = time.perf_counter()
+    k = Kernel(name, extra)
+    try:
+        k.kc.execute_interactive("1", timeout=120, output_hook=lambda m: None)
+        return (time.perf_counter() - t) * 1000
+    finally:
+        k.close()
+
+
+def bench_roundtrips(name: str, n: int, extra: list[str] | None = None) -> dict[str, Any]:
+    k = Kernel(name, extra)
+    try:
+        out: dict[str, Any] = {}
+        cases = {"pass": "pass", "print('x')": "print('x')", "1 MiB output": ONE_MIB}
+        if name.startswith("sandbox"):
+            cases["%%node 1"] = "%%node\n1"
+        for label, code in cases.items():
+            for _ in range(5):
+                k.roundtrip(code)
+            reps = max(5, n // 10) if "MiB" in label else n
+            out[label] = stats([k.roundtrip(code) for _ in range(reps)])
+        return out
+    finally:
+        k.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    quick = ap.parse_args().quick
+    n = 60 if quick else 200
+    starts = 3 if quick else 7
+    rows: dict[str, dict[str, Any]] = {}
+
+    rows["ipykernel"] = bench_roundtrips("python3", n)
+    rows["sandbox"] = bench_roundtrips("sandbox", n)
+    rows["sandbox, monitor on"] = bench_roundtrips(
+        "sandbox", n, ["--Sandbox.monitor_on_start=True"])
+    start_ipy = [first_result("python3") for _ in range(starts)]
+    start_cold = [first_result("sandbox") for _ in range(starts)]
+    keeper = subprocess.Popen([sys.executable, "-m", "sandbox_kernel.cli", "pool", "--size", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert keeper.stdout is not None
+        keeper.stdout.readline()  # "keeping N warm sandboxes ..."
+        start_pool = []
+        for _ in range(starts):
+            time.sleep(1.5)  # let the keeper refill
+            start_pool.append(first_result("sandbox"))
+    finally:
+        keeper.terminate()
+        keeper.wait(60)
+    starts_row = {"ipykernel": stats(start_ipy), "sandbox (cold)": stats(start_cold),
+                  "sandbox (pool)": stats(start_pool)}
+
+    def ratio(a: dict[str, float], b: dict[str, float]) -> float:
+        return a["median_ms"] / b["median_ms"]
+
+    ipy, sbx, mon = rows["ipykernel"], rows["sandbox"], rows["sandbox, monitor on"]
+    ratios = {
+        "pass: sandbox / ipykernel": ratio(sbx["pass"], ipy["pass"]),
+        "print('x'): sandbox / ipykernel": ratio(sbx["print('x')"], ipy["print('x')"]),
+        "1 MiB output: sandbox / ipykernel": ratio(sbx["1 MiB output"], ipy["1 MiB output"]),
+        "%%node / python cell (sandbox)": ratio(sbx["%%node 1"], sbx["pass"]),
+        "start, cold: sandbox / ipykernel": ratio(starts_row["sandbox (cold)"],
+                                                  starts_row["ipykernel"]),
+        "start, pool: sandbox / ipykernel": ratio(starts_row["sandbox (pool)"],
+                                                  starts_row["ipykernel"]),
+        "pass: monitor on / off": ratio(mon["pass"], sbx["pass"]),
+    }
+    targets = {
+        "pass: sandbox / ipykernel": 1.2, "print('x'): sandbox / ipykernel": 1.2,
+        "1 MiB output: sandbox / ipykernel": 1.5, "%%node / python cell (sandbox)": 1.2,
+        "start, cold: sandbox / ipykernel": 1.5, "start, pool: sandbox / ipykernel": 1.0,
+        "pass: monitor on / off": 1.1,
+    }
+    print(f"{'round trip (ms)':<22}" + "".join(f"{k:>22}" for k in rows))
+    for label in sbx:
+        cells = "".join(
+            f"{r[label]['median_ms']:>12.2f} (p95 {r[label]['p95_ms']:>5.1f})" if label in r
+            else f"{'-':>22}" for r in rows.values())
+        print(f"{label:<22}{cells}")
+    print(f"\n{'start to first result':<22}")
+    for label, r in starts_row.items():
+        print(f"  {label:<20}{r['median_ms']:>10.0f} ms (p95 {r['p95_ms']:.0f})")
+    print()
+    for label, value in ratios.items():
+        met = value <= targets[label]
+        print(f"{'met ' if met else 'MISS'}  {label:<36} {value:5.2f}x  (target <= "
+              f"{targets[label]}x)")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kernel.json").write_text(json.dumps({
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "roundtrips": rows, "starts": starts_row, "ratios": ratios, "targets": targets},
+        indent=2))
+    print(f"\nwrote {RESULTS / 'kernel.json'}")
+
+
+if __name__ == "__main__":
+    main()
