@@ -1,0 +1,163 @@
+"""Shared fixtures: one SandboxManager per test run, a fresh session per test, a leak check.
+
+Docker test modules mark themselves with ``pytestmark = pytest.mark.docker``. After each
+such module (and once more at the end of the run) no container labelled
+``sandbox_kernel.session`` whose owner is this test process may remain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sandbox_kernel.errors import SessionNotFound
+from sandbox_kernel.sandbox.docker_backend import DockerBackend
+from sandbox_kernel.sandbox.manager import SandboxManager
+from sandbox_kernel.sandbox.reaper import owner_of, process_start
+from sandbox_kernel.sandbox.spec import CellResult, Limits
+
+#: How long auto-removal of a container whose agent exited may take before it is a leak.
+LEAK_GRACE_S = 10.0
+
+_docker_used = False
+
+
+def _own_containers() -> list[Any]:
+    me = os.getpid()
+    backend = DockerBackend()
+    try:
+        return [r for r in backend.list_owned()
+                if (o := owner_of(r)) is not None and o.pid == me]
+    finally:
+        backend.client.close()
+
+
+def _assert_no_leaks(where: str) -> None:
+    deadline = time.monotonic() + LEAK_GRACE_S
+    leaked = _own_containers()
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.25)
+        leaked = _own_containers()
+    if leaked:
+        backend = DockerBackend()
+        for r in leaked:  # clean up so one leak does not cascade into every later module
+            backend.remove(r.id)
+        backend.client.close()
+        rows = "\n".join(f"  {r.id[:12]} {r.name} ({r.status})" for r in leaked)
+        pytest.fail(f"{where} leaked {len(leaked)} sandbox container(s):\n{rows}",
+                    pytrace=False)
+
+
+def _is_docker_module(request: pytest.FixtureRequest) -> bool:
+    marks = getattr(request.module, "pytestmark", [])
+    if not isinstance(marks, list):
+        marks = [marks]
+    return any(getattr(m, "name", None) == "docker" for m in marks)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leaked_containers_per_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _docker_used
+    docker_module = _is_docker_module(request)
+    _docker_used = _docker_used or docker_module
+    yield
+    if docker_module:
+        _assert_no_leaks(f"module {request.module.__name__}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaked_containers_at_end() -> Iterator[None]:
+    yield
+    if _docker_used:
+        _assert_no_leaks("the test run")
+
+
+@pytest.fixture(scope="session")
+def manager() -> Iterator[Any]:
+    """One manager for the whole run; no background cleanup thread."""
+    m = SandboxManager(cleanup_interval=0)
+    try:
+        yield m
+    finally:
+        m.close()
+        m.backend.client.close()
+
+
+@pytest.fixture
+def make_session(manager: Any) -> Iterator[Callable[..., Any]]:
+    """Factory: ``make_session(limits=None, **changes)`` opens a session closed afterwards.
+
+    ``changes`` are parsed like ``Limits().changed(memory='256m', pids=64)``.
+    """
+    opened: list[str] = []
+
+    def make(limits: Limits | None = None, **changes: object) -> Any:
+        lim = limits or Limits()
+        if changes:
+            lim = lim.changed(**changes)
+        s = manager.open_session(lim)
+        opened.append(s.session_id)
+        return s
+
+    yield make
+    for sid in opened:
+        with contextlib.suppress(SessionNotFound):  # the test may have destroyed it
+            manager.destroy_session(sid)
+
+
+@pytest.fixture
+def session(make_session: Callable[..., Any]) -> Any:
+    """A fresh session with default Limits, destroyed after the test."""
+    return make_session()
+
+
+@pytest.fixture
+def run_cell() -> Callable[..., tuple[CellResult, list[dict[str, Any]]]]:
+    """``run_cell(session, code)`` runs a Python cell and returns (result, events)."""
+
+    def run(s: Any, code: str, **kwargs: Any) -> tuple[CellResult, list[dict[str, Any]]]:
+        events: list[dict[str, Any]] = []
+        result = s.run(code, events.append, **kwargs).wait()
+        return result, [e for e in events if e.get("type") != "done"]
+
+    return run
+
+
+@pytest.fixture
+def wait_gone() -> Callable[..., bool]:
+    """``wait_gone(backend, container_id, timeout=5)``: True once the engine no longer has it.
+
+    Removal can still be finishing when close() returns: the agent exits on EOF and the
+    engine's auto-remove races the explicit force-remove ("removal already in progress").
+    """
+
+    def wait(backend: Any, container_id: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while backend.state(container_id).exists:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    return wait
+
+
+def dead_pid() -> int:
+    """A pid that belonged to a process that has exited (and was reaped)."""
+    for _ in range(10):
+        p = subprocess.Popen(["true"])
+        p.wait()
+        if process_start(p.pid) is None:
+            return p.pid
+    raise RuntimeError("could not find a dead pid")
+
+
+@pytest.fixture
+def a_dead_pid() -> int:
+    return dead_pid()

@@ -1,0 +1,162 @@
+"""Hardened by default (architecture.md invariants 3 and 4), checked from inside and outside."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox_kernel.sandbox.spec import MiB
+
+pytestmark = pytest.mark.docker
+
+
+def py(session, code: str):
+    r = session.execute_command(["python3", "-c", code])
+    assert r.exit_code == 0, r.stderr
+    return r.stdout
+
+
+def test_non_root_user(session) -> None:
+    assert session.execute_command(["id", "-u"]).stdout == "1000\n"
+    assert session.execute_command(["id", "-g"]).stdout == "1000\n"
+    assert session.agent["uid"] == 1000
+
+
+def test_no_capabilities_no_new_privs_seccomp(session) -> None:
+    out = session.execute_command(["cat", "/proc/self/status"]).stdout
+    status = dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
+    assert status["CapEff"].strip() == "0000000000000000"
+    assert status["CapPrm"].strip() == "0000000000000000"
+    assert status["CapBnd"].strip() == "0000000000000000"
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"
+
+
+def test_setuid_does_not_help(session) -> None:
+    out = py(session, "import os, errno\ntry:\n    os.setuid(0)\n    print('ROOT')\n"
+                      "except OSError as e:\n    print(errno.errorcode[e.errno])")
+    assert out == "EPERM\n"
+    r = session.execute_command(["sh", "-c", "find / -xdev -perm -4000 -type f 2>/dev/null"])
+    assert r.stdout == "", f"setuid binaries in the image: {r.stdout}"
+
+
+def test_root_filesystem_is_read_only(session) -> None:
+    r = session.execute_command(["touch", "/x"])
+    assert r.exit_code != 0
+    assert "Read-only file system" in r.stderr
+    out = py(session, "import errno\nfor p in ('/x', '/etc/passwd', '/opt/sandbox-kernel/x'):\n"
+                      "    try:\n        open(p, 'a')\n        print(p, 'WRITABLE')\n"
+                      "    except OSError as e:\n        print(p, errno.errorcode[e.errno])")
+    # /etc/passwd is root-owned: the permission check comes before the read-only one
+    assert out.splitlines() == ["/x EROFS", "/etc/passwd EACCES", "/opt/sandbox-kernel/x EROFS"]
+
+
+def test_sandbox_and_tmp_writable_but_noexec(session) -> None:
+    r = session.execute_command("echo ok > /sandbox/w && cat /sandbox/w && echo t > /tmp/w "
+                                "&& cat /tmp/w")
+    assert (r.exit_code, r.stdout) == (0, "ok\nt\n")
+    r = session.execute_command("cp /bin/true /sandbox/t && chmod +x /sandbox/t && /sandbox/t")
+    assert r.exit_code == 126 and "Permission denied" in r.stderr
+    r = session.execute_command("cp /bin/true /tmp/t && chmod +x /tmp/t && /tmp/t")
+    assert r.exit_code == 126 and "Permission denied" in r.stderr
+
+
+def test_only_loopback(session) -> None:
+    assert session.execute_command(["ls", "/sys/class/net"]).stdout.split() == ["lo"]
+
+
+def test_no_egress(session) -> None:
+    code = (
+        "import socket, errno\n"
+        "for host, port in (('1.1.1.1', 443), ('172.17.0.1', 80), ('172.17.0.1', 2375),"
+        " ('169.254.169.254', 80)):\n"
+        "    s = socket.socket(); s.settimeout(3)\n"
+        "    try:\n"
+        "        s.connect((host, port)); print(host, port, 'CONNECTED')\n"
+        "    except OSError as e:\n"
+        "        print(host, port, errno.errorcode.get(e.errno, e))\n"
+        "    finally:\n"
+        "        s.close()\n"
+    )
+    assert py(session, code).splitlines() == [
+        "1.1.1.1 443 ENETUNREACH",
+        "172.17.0.1 80 ENETUNREACH",
+        "172.17.0.1 2375 ENETUNREACH",
+        "169.254.169.254 80 ENETUNREACH",
+    ]
+
+
+def test_no_dns(session) -> None:
+    code = ("import socket\ntry:\n    print(socket.getaddrinfo('example.com', 443))\n"
+            "except socket.gaierror as e:\n    print('gaierror')")
+    assert py(session, code) == "gaierror\n"
+
+
+def test_no_raw_sockets(session) -> None:
+    code = ("import socket, errno\ntry:\n"
+            "    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n"
+            "    print('RAW')\nexcept OSError as e:\n    print(errno.errorcode[e.errno])")
+    assert py(session, code) == "EPERM\n"
+
+
+def test_no_docker_socket(session) -> None:
+    out = py(session, "import os\nprint([p for p in ('/var/run/docker.sock', '/run/docker.sock',"
+                      " '/run/containerd/containerd.sock') if os.path.exists(p)])")
+    assert out == "[]\n"
+    mounts = session.execute_command(["cat", "/proc/self/mountinfo"]).stdout
+    assert "docker.sock" not in mounts
+    assert " /sandbox " in mounts  # the read worked
+
+
+def test_host_environment_does_not_leak(monkeypatch, make_session, run_cell) -> None:
+    monkeypatch.setenv("SANDBOX_CANARY", "s3cret-canary")
+    monkeypatch.setenv("DOCKER_HOST_CANARY", "s3cret-canary")
+    s = make_session()
+    env = s.execute_command(["env"]).stdout
+    assert "SANDBOX=1" in env  # the read worked
+    init_env = s.execute_command(["sh", "-c", "tr '\\0' '\\n' < /proc/1/environ"])
+    assert init_env.exit_code == 0 and "PATH=" in init_env.stdout
+    agent_env = s.execute_command(
+        ["sh", "-c", f"tr '\\0' '\\n' < /proc/{s.agent['pid']}/environ"])
+    assert agent_env.exit_code == 0 and "SANDBOX=1" in agent_env.stdout
+    r, ev = run_cell(s, "import os\nprint(sorted(os.environ))")
+    assert r.ok
+    cell_env = "".join(e.get("text", "") for e in ev)
+    assert "PATH" in cell_env
+    for text in (env, init_env.stdout, agent_env.stdout, cell_env):
+        assert "s3cret-canary" not in text
+        assert "CANARY" not in text
+
+
+def test_container_configuration(manager, session) -> None:
+    info = manager.backend.api.inspect_container(session.container_id)
+    hc = info["HostConfig"]
+    assert hc["ReadonlyRootfs"] is True
+    assert hc["CapDrop"] == ["ALL"]
+    assert not hc.get("CapAdd")
+    assert hc["SecurityOpt"] == ["no-new-privileges:true"]
+    assert hc["NetworkMode"] == "none"
+    assert hc["PidsLimit"] == 20
+    assert hc["Memory"] == 512 * MiB
+    assert hc["MemorySwap"] == 512 * MiB
+    assert hc["NanoCpus"] == 1_000_000_000
+    assert hc["Init"] is True
+    assert hc["Privileged"] is False
+    assert hc["AutoRemove"] is True
+    assert not hc.get("Binds")
+    assert not hc.get("Devices")
+    assert hc["PidMode"] in ("", "private") and hc["IpcMode"] in ("private", "shareable", "")
+    assert set(hc["Tmpfs"]) == {"/tmp", "/sandbox"}
+    for opts in hc["Tmpfs"].values():
+        assert {"noexec", "nosuid", "nodev"} <= set(opts.split(","))
+    ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in hc["Ulimits"]}
+    assert ulimits["core"] == (0, 0)
+    assert ulimits["fsize"] == (1024**3, 1024**3)
+    assert [m for m in info["Mounts"] if m.get("Type") == "bind"] == []
+    assert all("docker.sock" not in str(m.get("Source")) for m in info["Mounts"])
+    assert info["Config"]["User"] == "1000:1000"
+    assert info["Config"]["Env"] == [e for e in info["Config"]["Env"]
+                                     if not e.startswith(("JUPYTER", "DOCKER", "SANDBOX_CANARY"))]
+    assert "SANDBOX=1" in info["Config"]["Env"]
+    labels = info["Config"]["Labels"]
+    assert labels["sandbox_kernel.session"] == session.session_id
+    assert labels["sandbox_kernel.owner_pid"] == str(manager.owner.pid)

@@ -1,0 +1,145 @@
+"""The dependency rules of architecture.md, read from every module's AST.
+
+- only sandbox/docker_backend.py imports docker (or requests);
+- agent/ imports the standard library and itself only (python_worker.py may also use
+  IPython, traitlets and matplotlib), never sandbox_kernel.sandbox or sandbox_kernel.kernel;
+- sandbox/ never imports Jupyter (ipykernel, traitlets, ipywidgets, jupyter_client) or
+  sandbox_kernel.kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sandbox_kernel
+
+PACKAGE = Path(sandbox_kernel.__file__).resolve().parent
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+DOCKER_ONLY = "sandbox_kernel.sandbox.docker_backend"
+WORKER_EXTRAS = {"IPython", "traitlets", "matplotlib"}
+JUPYTER = {"ipykernel", "traitlets", "ipywidgets", "jupyter_client"}
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, is_package: bool = False) -> Iterator[tuple[str, int]]:
+    """Absolute names imported anywhere in a module (function bodies included)."""
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                keep = len(parts) - (node.level - 1)
+                if keep <= 0:
+                    raise AssertionError(f"{module}:{node.lineno}: relative import escapes")
+                base = ".".join(parts[:keep])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            yield target, node.lineno
+            for alias in node.names:
+                if alias.name != "*":
+                    yield f"{target}.{alias.name}", node.lineno
+
+
+def all_modules() -> list[tuple[str, Path, list[tuple[str, int]]]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        found = list(imports_of(path.read_text(encoding="utf-8"), name,
+                                path.name == "__init__.py"))
+        out.append((name, path, found))
+    return out
+
+
+MODULES = all_modules()
+
+
+def top(name: str) -> str:
+    return name.split(".", maxsplit=1)[0]
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_scanner_sees_the_package() -> None:
+    names = {m for m, _, _ in MODULES}
+    assert {"sandbox_kernel.agent.supervisor", "sandbox_kernel.sandbox.session",
+            DOCKER_ONLY, "sandbox_kernel.cli"} <= names
+    assert len(names) >= 20
+    # positive control: the docker backend really does import docker
+    backend_imports = {top(i) for m, _, imps in MODULES if m == DOCKER_ONLY for i, _ in imps}
+    assert {"docker", "requests"} <= backend_imports
+
+
+def test_only_the_docker_backend_imports_docker() -> None:
+    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES if m != DOCKER_ONLY
+           for imp, line in imps if top(imp) in ("docker", "requests", "urllib3")]
+    assert not bad, "\n".join(bad)
+
+
+def test_agent_is_standard_library_only() -> None:
+    bad = []
+    for m, _, imps in MODULES:
+        if not under(m, "sandbox_kernel.agent"):
+            continue
+        extras = WORKER_EXTRAS if m == "sandbox_kernel.agent.python_worker" else set()
+        for imp, line in imps:
+            t = top(imp)
+            if t == "sandbox_kernel":
+                if not under(imp, "sandbox_kernel.agent"):
+                    bad.append(f"{m}:{line} imports host-side {imp}")
+            elif t not in STDLIB and t not in extras:
+                bad.append(f"{m}:{line} imports non-stdlib {imp}")
+    assert not bad, "\n".join(bad)
+
+
+def test_sandbox_layer_is_jupyter_free() -> None:
+    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES
+           if under(m, "sandbox_kernel.sandbox") for imp, line in imps
+           if top(imp) in JUPYTER or under(imp, "sandbox_kernel.kernel")]
+    assert not bad, "\n".join(bad)
+
+
+def test_kernel_layer_may_be_absent_or_empty() -> None:
+    kernel = PACKAGE / "kernel"
+    kernel_modules = [m for m, _, _ in MODULES if under(m, "sandbox_kernel.kernel")]
+    if not kernel.exists():
+        assert kernel_modules == []
+    else:
+        assert len(kernel_modules) == len(list(kernel.rglob("*.py")))
+
+
+# ----- the checker itself must be able to catch violations -------------------------------------
+@pytest.mark.parametrize(("source", "module", "expected"), [
+    ("from ..kernel import cells", "sandbox_kernel.sandbox.fake", "sandbox_kernel.kernel.cells"),
+    ("from .. import kernel", "sandbox_kernel.sandbox.fake", "sandbox_kernel.kernel"),
+    ("from ..sandbox.session import Session", "sandbox_kernel.agent.fake",
+     "sandbox_kernel.sandbox.session"),
+    ("def f():\n    import docker.errors\n", "sandbox_kernel.sandbox.fake", "docker.errors"),
+    ("from . import protocol", "sandbox_kernel.agent.fake", "sandbox_kernel.agent.protocol"),
+    ("import ipykernel.kernelbase as kb", "sandbox_kernel.sandbox.fake", "ipykernel.kernelbase"),
+])
+def test_resolver(source: str, module: str, expected: str) -> None:
+    assert expected in {name for name, _ in imports_of(source, module)}
+
+
+def test_resolver_for_packages() -> None:
+    found = {n for n, _ in imports_of("from .spec import Limits", "sandbox_kernel.sandbox",
+                                      is_package=True)}
+    assert "sandbox_kernel.sandbox.spec" in found
