@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv engine image kernelspec hello demo test lint bench clean-containers
+.PHONY: help venv engine image kernelspec browser hello demo test lint bench clean-containers
 
 help:
 	@echo "make demo   - set everything up, run notebooks/demo.ipynb in the sandbox kernel"
@@ -38,7 +38,10 @@ hello: image
 demo: image kernelspec
 	@$(PY) -m sandbox_kernel.kernel.demo
 
-test: image kernelspec
+browser:
+	@bash tests/e2e/ensure-browser.sh
+
+test: image kernelspec browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv
