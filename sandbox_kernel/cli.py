@@ -138,8 +138,14 @@ def cmd_health(args: argparse.Namespace) -> int:
         code, output = backend.exec_in(cid, probe)
         if code != 0:
             raise SandboxError(f"cannot read the sandbox's counters (exit {code})")
-        data: dict[str, float] = json.loads(output.decode("utf-8", "replace"))
-        return data
+        try:
+            data = json.loads(output.decode("utf-8", "replace"))
+            return {k: float(data[k] or 0) for k in ("taken_at", "cpu_usage_ns",
+                                                     "memory_usage", "memory_limit", "pids",
+                                                     "pids_limit")}
+        except (ValueError, KeyError, TypeError):
+            raise SandboxError("the sandbox's counters are unreadable (malformed probe "
+                               "output)") from None
 
     a = sample()
     time.sleep(0.5)

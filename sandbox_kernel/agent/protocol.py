@@ -68,9 +68,12 @@ class FrameError(ValueError):
 
 def encode(frame: dict[str, Any]) -> bytes:
     """Serialize one frame to a newline-terminated line, enforcing the size bound."""
-    line = json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "surrogateescape"
-    )
+    try:
+        line = json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "surrogateescape"
+        )
+    except UnicodeEncodeError:  # a lone surrogate (e.g. print('\ud800')): escape it
+        line = json.dumps(frame, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     if len(line) + 1 > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {len(line)} bytes exceeds {MAX_FRAME_BYTES}")
     return line + b"\n"

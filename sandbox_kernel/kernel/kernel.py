@@ -40,7 +40,15 @@ _MAX_TEXT = 1 << 24
 
 
 def _s(value: Any, limit: int = _MAX_TEXT) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """Text from the sandbox, bounded, with lone surrogates (unsendable) replaced."""
+    if not isinstance(value, str):
+        return ""
+    value = value[:limit]
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 class SandboxKernel(Kernel):

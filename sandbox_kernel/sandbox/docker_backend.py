@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -246,14 +247,20 @@ class DockerBackend(Backend):
         )
 
     def remove(self, container_id: str) -> None:
+        """Force-remove; if auto-remove is already under way, wait (briefly) until it is gone."""
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
-            if "already in progress" in _explain(exc) or exc.status_code == 404:
+            if exc.status_code == 404:
                 return
-            raise SandboxError(f"Docker refused to remove the sandbox: {_explain(exc)}") from exc
+            if "already in progress" not in _explain(exc):
+                raise SandboxError(f"Docker refused to remove the sandbox: {_explain(exc)}") \
+                    from exc
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.state(container_id).exists:
+                time.sleep(0.05)
         except requests.exceptions.ConnectionError as exc:
             raise EngineUnavailable(f"the Docker engine stopped answering; {ENGINE_HINT}") \
                 from exc

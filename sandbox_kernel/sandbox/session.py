@@ -230,7 +230,7 @@ class Session:
                         env: dict[str, str] | None = None) -> ExecResult:
         """Run a shell command (a string for /bin/sh -c, or an argv list) to completion."""
         limit = self.limits.timeout if timeout is None else RULES["timeout"].parse(
-            timeout, "timeout")
+            timeout, "timeout", self.ceilings.timeout if self.ceilings else None)
 
         def forward(frame: Frame) -> None:
             if on_output is not None and frame.get("type") == "stream":

@@ -46,12 +46,14 @@ def format_seconds(s: float) -> str:
     return f"{int(s)}s" if float(s).is_integer() else f"{s:g}s"
 
 
-def _text(value: object, name: str) -> str:
+def _text(value: object, name: str, allowed: str) -> str:
+    """The value as text; non-numbers and non-finite numbers are refused with the range."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise LimitError(f"{name}: expected a number, got {type(value).__name__}")
+        raise LimitError(f"{name}: expected a number, got {type(value).__name__} "
+                         f"(allowed: {allowed})")
     text = str(value).strip()
     if isinstance(value, float) and not math.isfinite(value):
-        raise LimitError(f"{name}: {text} is not a finite number")
+        raise LimitError(f"{name}: {text} is not a finite number (allowed: {allowed})")
     return text
 
 
@@ -62,7 +64,7 @@ def _check(name: str, value: float, lo: float, hi: float, show: Any) -> None:
 
 def parse_size(value: object, name: str, lo: int, hi: int) -> int:
     """'512m', '1g', '1.5g', 268435456 -> bytes; binary units (m = MiB)."""
-    text = _text(value, name)
+    text = _text(value, name, f"{format_size(lo)} to {format_size(hi)}")
     m = _SIZE.fullmatch(text)
     if not m:
         raise LimitError(
@@ -77,7 +79,7 @@ def parse_size(value: object, name: str, lo: int, hi: int) -> int:
 
 def parse_number(value: object, name: str, lo: float, hi: float, integer: bool = False) -> float:
     """A plain positive decimal: '0.5', '2', 64."""
-    text = _text(value, name)
+    text = _text(value, name, f"{lo:g} to {hi:g}")
     m = _NUMBER.fullmatch(text)
     if not m or (integer and m.group(2)):
         kind = "a whole number" if integer else "a number"
@@ -89,7 +91,7 @@ def parse_number(value: object, name: str, lo: float, hi: float, integer: bool =
 
 def parse_duration(value: object, name: str, lo: float, hi: float) -> float:
     """'120s', '2m', '1h', '300' (seconds) -> seconds."""
-    text = _text(value, name)
+    text = _text(value, name, f"{format_seconds(lo)} to {format_seconds(hi)}")
     m = _DURATION.fullmatch(text)
     if not m:
         raise LimitError(
@@ -161,10 +163,13 @@ class Limits:
         for f in fields(self):
             rule = RULES[f.name]
             value = getattr(self, f.name)
+            allowed = f"{rule.show(rule.lo)} to {rule.show(rule.hi)}"
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise LimitError(f"{f.name}: expected a number, got {type(value).__name__}")
+                raise LimitError(f"{f.name}: expected a number, got {type(value).__name__} "
+                                 f"(allowed: {allowed})")
             if not math.isfinite(value):
-                raise LimitError(f"{f.name}: {value} is not a finite number")
+                raise LimitError(f"{f.name}: {value} is not a finite number (allowed: "
+                                 f"{allowed})")
             _check(f.name, value, rule.lo, rule.hi, rule.show)
 
     def changed(self, ceilings: Limits | None = None, **values: object) -> Limits:

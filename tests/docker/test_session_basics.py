@@ -225,11 +225,6 @@ def test_run_error_is_a_value(session, run_cell) -> None:
     assert r.verdict == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG agent/python_worker.py Flusher.run + agent/protocol.py encode: printing a lone "
-           "surrogate drops the cell's output silently and kills the flusher thread, so later "
-           "cells no longer stream output live")
 def test_lone_surrogate_output_does_not_break_streaming(session, run_cell) -> None:
     r, ev = run_cell(session, "import time\nprint('a\\ud800b')\ntime.sleep(0.3)\nprint('after')")
     texts = "".join(e.get("text", "") for e in ev if e["type"] == "stream")

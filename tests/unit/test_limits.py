@@ -63,7 +63,7 @@ BAD_INPUTS = [
     pytest.param("0x10", id="hex"),
     pytest.param("1_000", id="underscore"),
 ]
-#: Refused, but today without the range in the message (see the xfail test below).
+#: Refused with the valid range in the message.
 NON_NUMBERS = [
     pytest.param(float("nan"), id="nan"),
     pytest.param(float("inf"), id="inf"),
@@ -154,10 +154,6 @@ def test_non_numbers_refused(value: object) -> None:
         assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="BUG sandbox/spec.py _text(): refusals of nan/inf/bool/None do not name the "
-           "valid range (architecture.md invariant 6 requires it for nan)")
 @pytest.mark.parametrize("value", NON_NUMBERS[:1] + NON_NUMBERS[3:5])
 def test_non_numbers_refused_with_range(value: object) -> None:
     for parse, (lo, hi) in PARSERS.values():

@@ -126,11 +126,6 @@ def test_frame_error_is_value_error() -> None:
     assert issubclass(FrameError, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=UnicodeEncodeError,
-    reason="BUG agent/protocol.py encode(): a lone surrogate outside U+DC80..U+DCFF (e.g. "
-           "print('\\ud800') in a cell) raises UnicodeEncodeError instead of being encoded "
-           "or refused as FrameError; in the worker this kills the output flusher thread")
 def test_encode_lone_surrogate() -> None:
     frame = {"id": 1, "type": "stream", "name": "stdout", "text": "a\ud800b"}
     try:
