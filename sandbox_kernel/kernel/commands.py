@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import FileOperationError, LimitError, UsageError
-from ..sandbox.spec import LIVE_LIMITS, RULES, FileInfo, format_size
+from ..sandbox.spec import LIVE_LIMITS, RULES, FileInfo, format_size, human_size
 from . import transfer
 from .health import health_bundle
 
@@ -189,7 +189,7 @@ class Commands:
                 new = await asyncio.to_thread(session.update_limits, **changes)
             except LimitError as exc:
                 raise UsageError(f"%sandbox limits: {exc}") from None
-            self.kernel.limits = new
+            self.kernel.launcher.limits = new  # a restarted or reclaimed sandbox keeps them
         rows = self._limit_rows(session)
         self.show(_table(("limit", "value", "allowed"), rows))
 
@@ -357,7 +357,7 @@ class Commands:
     @staticmethod
     def _row(e: FileInfo) -> tuple[str, str, str, str]:
         name = e.name.encode("utf-8", "backslashreplace").decode("utf-8")
-        return (name + ("/" if e.type == "dir" else ""), format_size(e.size) if e.type ==
+        return (name + ("/" if e.type == "dir" else ""), human_size(e.size) if e.type ==
                 "file" else "", e.type, time.strftime("%Y-%m-%d %H:%M", time.localtime(e.mtime)))
 
     async def cmd_write(self, argv: list[str], body: str | None) -> None:

@@ -26,7 +26,7 @@ from tornado.ioloop import PeriodicCallback
 from .. import __version__
 from ..errors import SandboxError, UsageError
 from ..sandbox.session import Run, Session
-from ..sandbox.spec import CellResult, format_size, human_size
+from ..sandbox.spec import CellResult, Limits, format_size, human_size
 from .cells import Code, HostCommand, parse_cell
 from .commands import Commands
 from .config import Sandbox
@@ -67,7 +67,6 @@ class SandboxKernel(Kernel):
             Sandbox(parent=self))
         self.settings = self.launcher.settings
         self.policy = OutputPolicy(self.settings.sanitize_output, self.settings.allow_javascript)
-        self.limits = self.launcher.limits
         self.ceilings = self.launcher.ceilings
         self._busy = False
         self._last_activity = time.monotonic()
@@ -87,6 +86,11 @@ class SandboxKernel(Kernel):
         self._monitor_pending = self.settings.monitor_on_start
         self._idle_timer: PeriodicCallback | None = None
         atexit.register(self._close_all)
+
+    @property
+    def limits(self) -> Limits:
+        """Limits for the next sandbox this kernel starts (%sandbox limits changes them)."""
+        return self.launcher.limits
 
     # ----- kernel_info --------------------------------------------------------------------
     @property

@@ -16,7 +16,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..errors import FileOperationError, UsageError
-from ..sandbox.spec import format_size
+from ..sandbox.spec import human_size
 
 if TYPE_CHECKING:
     from ..sandbox.session import Session
@@ -79,7 +79,7 @@ class _Progress:
         if pct == self.last:
             return
         self.last = pct
-        text = f"{self.verb} {self.name}: {pct}% of {format_size(self.total)}"
+        text = f"{self.verb} {self.name}: {pct}% of {human_size(self.total)}"
         self.cmds.show({"text/plain": text}, self.id, update=self.shown)
         self.shown = True
 
@@ -105,8 +105,8 @@ def read_local(local: str, cap: int) -> tuple[bytes, str]:
         if not stat.S_ISREG(st.st_mode):
             raise UsageError(f"upload: {local!r} is not a regular file")
         if st.st_size > cap:
-            raise UsageError(f"upload: {local!r} is {format_size(st.st_size)}, over the "
-                             f"{format_size(cap)} transfer cap")
+            raise UsageError(f"upload: {local!r} is {human_size(st.st_size)}, over the "
+                             f"{human_size(cap)} transfer cap")
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -115,7 +115,7 @@ def read_local(local: str, cap: int) -> tuple[bytes, str]:
             chunks.append(chunk)
         data = b"".join(chunks)
         if len(data) > cap:
-            raise UsageError(f"upload: {local!r} grew past the {format_size(cap)} cap")
+            raise UsageError(f"upload: {local!r} grew past the {human_size(cap)} cap")
         return data, parts[-1]
     finally:
         os.close(fd)
@@ -169,7 +169,7 @@ async def upload(cmds: Commands, session: Session, local: str, remote: str | Non
                                 on_progress=progress)
     except FileOperationError as exc:
         raise UsageError(f"upload: {exc}") from None
-    cmds.say(f"[sandbox] uploaded {local} -> {target} ({format_size(len(data))})")
+    cmds.say(f"[sandbox] uploaded {local} -> {target} ({human_size(len(data))})")
 
 
 async def download(cmds: Commands, session: Session, remote: str, local: str | None,
@@ -182,8 +182,8 @@ async def download(cmds: Commands, session: Session, remote: str, local: str | N
         raise UsageError(f"download: {remote!r} is a {info.type}, not a regular file")
     cap = session.limits.sandbox_size
     if info.size > cap:
-        raise UsageError(f"download: {remote!r} is {format_size(info.size)}, over the "
-                         f"{format_size(cap)} transfer cap")
+        raise UsageError(f"download: {remote!r} is {human_size(info.size)}, over the "
+                         f"{human_size(cap)} transfer cap")
     name = local or posixpath.basename(remote.rstrip("/"))
     progress = _Progress(cmds, "downloading", posixpath.basename(remote), info.size)
     try:
@@ -191,4 +191,4 @@ async def download(cmds: Commands, session: Session, remote: str, local: str | N
     except FileOperationError as exc:
         raise UsageError(f"download: {exc}") from None
     written = await asyncio.to_thread(write_local, name, data, force)
-    cmds.say(f"[sandbox] downloaded {remote} -> {written} ({format_size(len(data))})")
+    cmds.say(f"[sandbox] downloaded {remote} -> {written} ({human_size(len(data))})")
