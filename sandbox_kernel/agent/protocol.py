@@ -96,3 +96,30 @@ def decode(line: bytes, allowed: frozenset[str]) -> dict[str, Any]:
     if not isinstance(ftype, str) or ftype not in allowed:
         raise FrameError(f"unknown frame type {str(ftype)[:40]!r}")
     return frame
+
+
+class LineBuffer:
+    """Splits a byte stream into frames, scanning each byte once, bounding partial lines."""
+
+    def __init__(self, limit: int = MAX_FRAME_BYTES) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Complete lines (newline included) now available; FrameError if one is too long."""
+        scan = len(self.buf)
+        self.buf += data
+        lines = []
+        start = 0
+        while True:
+            nl = self.buf.find(b"\n", max(start, scan))
+            if nl < 0:
+                break
+            lines.append(bytes(self.buf[start : nl + 1]))
+            start = nl + 1
+        if start:
+            del self.buf[:start]
+        if len(self.buf) > self.limit:
+            self.buf.clear()
+            raise FrameError(f"a frame exceeded {self.limit} bytes")
+        return lines

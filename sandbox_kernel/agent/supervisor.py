@@ -20,7 +20,7 @@ from typing import Any
 
 from . import files, procs, protocol
 from .cgroup import Cgroup
-from .workers import Command, Run, Worker, node_worker_argv, python_worker_argv
+from .workers import Command, Run, Worker, node_worker_argv, python_worker_argv, widen_pipe
 
 WORKDIR = "/sandbox" if os.path.isdir("/sandbox") else os.getcwd()
 TICK = 0.1
@@ -51,7 +51,7 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self.cgroup = Cgroup()
         self.started = time.monotonic()
-        self.inbuf = bytearray()
+        self.requests = protocol.LineBuffer()
         self.stopping = False
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_AGENT")}
         self.argv_for = argv_for or {
@@ -138,19 +138,20 @@ class Supervisor:
             if w.pidfd is None:
                 self.worker_gone(w)
             return
-        w.evbuf += data
-        while True:
-            nl = w.evbuf.find(b"\n")
-            if nl < 0:
-                if len(w.evbuf) > protocol.MAX_FRAME_BYTES:
-                    self.log(f"{w.kind} worker sent an oversized frame; restarting it")
-                    w.kill()
-                break
-            line = bytes(w.evbuf[: nl + 1])
-            del w.evbuf[: nl + 1]
+        try:
+            lines = w.events.feed(data)
+        except protocol.FrameError:
+            self.log(f"{w.kind} worker sent an oversized frame; restarting it")
+            w.kill()
+            return
+        for line in lines:
             self.on_worker_frame(w, line)
 
     def on_worker_frame(self, w: Worker, line: bytes) -> None:
+        run = w.run
+        if run is not None and line.startswith(b'{"id":%d,"type":"stream",' % run.id):
+            self.send_raw(line)  # the hot path of big outputs: no need to parse it here
+            return
         try:
             frame = protocol.decode(line, protocol.EVENT_TYPES)
         except protocol.FrameError as exc:
@@ -559,16 +560,12 @@ class Supervisor:
         if not data:
             self.stopping = True
             return
-        self.inbuf += data
-        while True:
-            nl = self.inbuf.find(b"\n")
-            if nl < 0:
-                if len(self.inbuf) > protocol.MAX_FRAME_BYTES:
-                    self.log("oversized request from the host; dropped")
-                    self.inbuf.clear()
-                return
-            line = bytes(self.inbuf[: nl + 1])
-            del self.inbuf[: nl + 1]
+        try:
+            lines = self.requests.feed(data)
+        except protocol.FrameError:
+            self.log("oversized request from the host; dropped")
+            return
+        for line in lines:
             try:
                 req = protocol.decode(line, protocol.REQUEST_TYPES)
             except protocol.FrameError as exc:
@@ -641,6 +638,7 @@ class Supervisor:
     # ----- loop ----------------------------------------------------------------------------
     def run_forever(self) -> None:
         os.set_blocking(0, False)
+        widen_pipe(1)
         self.sel.register(0, selectors.EVENT_READ, (self.on_stdin, None))
         prestart = os.environ.get("SANDBOX_AGENT_PRESTART", "python")
         for kind in prestart.split(","):

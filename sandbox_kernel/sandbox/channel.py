@@ -180,7 +180,7 @@ class Channel:
             call.deliver(frame)
 
     def _read(self) -> None:
-        buf = bytearray()
+        frames = protocol.LineBuffer()
         errbuf = bytearray()
         reason = "the sandbox container stopped"
         try:
@@ -194,17 +194,8 @@ class Channel:
                         log.debug("%s agent: %s", self.name, text.encode("unicode_escape")
                                   .decode("ascii"))
                     continue
-                buf += chunk
-                start = 0
-                while True:
-                    nl = buf.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    self._route(bytes(buf[start : nl + 1]))
-                    start = nl + 1
-                del buf[:start]
-                if len(buf) > protocol.MAX_FRAME_BYTES:
-                    raise protocol.FrameError("a frame exceeded the size bound")
+                for line in frames.feed(chunk):
+                    self._route(line)
         except protocol.FrameError as exc:
             reason = f"the sandbox broke protocol ({exc}) and was disconnected"
             log.warning("%s: %s", self.name, reason)
