@@ -171,8 +171,9 @@ def main() -> None:
     ref = rows["sandbox-kernel"]
     print(f"{'':<34}{'trivial ms':>12}{'1 MiB ms':>11}{'start ms':>10}  state kept")
     for label, r in rows.items():
-        print(f"{label:<34}{r['trivial']['median_ms']:>12.2f}{r['1 MiB output']['median_ms']:>11.1f}"
-              f"{r['start_ms']:>10.0f}  {'yes' if r['keeps_state'] else 'no'}")
+        print(f"{label:<34}{r['trivial']['median_ms']:>12.2f}"
+              f"{r['1 MiB output']['median_ms']:>11.1f}{r['start_ms']:>10.0f}  "
+              f"{'yes' if r['keeps_state'] else 'no'}")
     print("\nratios (other / sandbox-kernel, median):")
     ratios: dict[str, dict[str, float]] = {}
     for label, r in rows.items():

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from . import __version__
 from .agent.protocol import PROTOCOL_VERSION
 from .errors import SandboxError
+from .sandbox.backend import Backend
 from .sandbox.spec import Limits, format_size
 
 
-def _backend():  # type: ignore[no-untyped-def]
+def _backend() -> Backend:
     from .sandbox.docker_backend import DockerBackend
 
     return DockerBackend()

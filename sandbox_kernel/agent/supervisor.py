@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import selectors
 import signal
@@ -35,7 +36,7 @@ _VERDICT_MESSAGES = {
 def _num(value: Any, lo: float, hi: float) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if value != value or value < lo or value > hi:
+    if math.isnan(value) or value < lo or value > hi:
         return None
     return float(value)
 
@@ -240,10 +241,10 @@ class Supervisor:
         except Exception:  # noqa: BLE001
             w.kill()
             status = w.proc.wait()
-        for fd in [w.ev_r, w.req_w, w.pidfd, *w.output_fds()]:
-            if fd is not None:
+        for maybe_fd in [w.ev_r, w.req_w, w.pidfd, *w.output_fds()]:
+            if maybe_fd is not None:
                 try:
-                    self.sel.unregister(fd)
+                    self.sel.unregister(maybe_fd)
                 except (KeyError, ValueError):
                     pass
         w.close()
@@ -309,9 +310,9 @@ class Supervisor:
                   oom_start=self.cgroup.oom_kills(), output_cap=cap, timeout_s=timeout, cpu_s=cpu)
         w.run = run
         w.last_run_id = run.id
-        fwd = {k: req[k] for k in ("id", "type", "code", "silent", "store_history",
-                                   "allow_stdin", "execution_count", "output_cap",
-                                   "user_expressions") if k in req}
+        fwd: dict[str, Any] = {k: req[k] for k in (
+            "id", "type", "code", "silent", "store_history", "allow_stdin", "execution_count",
+            "output_cap", "user_expressions") if k in req}
         self.to_worker(w, fwd)
 
     def finish_run(self, w: Worker, run: Run, frame: dict[str, Any]) -> None:
@@ -382,10 +383,10 @@ class Supervisor:
 
     def sample_run(self, w: Worker, run: Run) -> None:
         """CPU budget, peak memory and the one-time 90% memory warning for a running cell."""
-        if run.cpu_budget is not None and run.verdict is None:
-            if procs.cpu_seconds(w.pid) - run.cpu_start > run.cpu_budget:
-                run.verdict = "cpu_time"
-                self.escalate(w, run, DEFAULT_GRACE)
+        if (run.cpu_budget is not None and run.verdict is None
+                and procs.cpu_seconds(w.pid) - run.cpu_start > run.cpu_budget):
+            run.verdict = "cpu_time"
+            self.escalate(w, run, DEFAULT_GRACE)
         sample = self.cgroup.sample()
         run.peak_memory = max(run.peak_memory, sample.memory_usage)
         limit = sample.memory_limit
@@ -611,10 +612,10 @@ class Supervisor:
                        busy=any(w.run is not None for w in self.workers.values()))
         elif rtype == "restart":
             kind = req.get("lang", "python")
-            w = self.workers.get(kind) if isinstance(kind, str) else None
-            if w is not None:
-                w.kill()
-                self.worker_gone(w)
+            current = self.workers.get(kind) if isinstance(kind, str) else None
+            if current is not None:
+                current.kill()
+                self.worker_gone(current)
             elif kind in self.argv_for:
                 self.worker(kind)
             self.reply(rid)

@@ -23,7 +23,7 @@ from .launcher import Launcher
 class SandboxKernelApp(IPKernelApp):
     """Launches a SandboxKernel."""
 
-    name = Unicode("sandbox-kernel")  # type: ignore[assignment]
+    name = Unicode("sandbox-kernel")
     description = "A Jupyter kernel that runs every cell in a hardened Docker sandbox."
     kernel_class = Type(SandboxKernel, help="The kernel class to launch.").tag(config=True)
     classes = [*IPKernelApp.classes, SandboxKernel, Sandbox]

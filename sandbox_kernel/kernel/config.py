@@ -16,7 +16,7 @@ from traitlets.config import Configurable
 
 from ..errors import ConfigError, LimitError
 from ..sandbox.manager import DEFAULT_IMAGE
-from ..sandbox.spec import RULES, Limits
+from ..sandbox.spec import Limits
 
 
 class Sandbox(Configurable):
@@ -75,10 +75,7 @@ class Sandbox(Configurable):
         return self._parse("", Limits(), self.ceilings())
 
     def ceilings(self) -> Limits:
-        base = Limits(**{k: RULES[k].hi for k in ("memory", "cpus", "pids", "timeout",
-                                                   "cpu_time", "output", "file_size",
-                                                   "sandbox_size", "tmp_size")})
-        return self._parse("max_", base, None)
+        return self._parse("max_", Limits.widest(), None)
 
     def _parse(self, prefix: str, base: Limits, ceilings: Limits | None) -> Limits:
         values = {name: getattr(self, prefix + name) for name in

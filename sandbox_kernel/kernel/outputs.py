@@ -85,7 +85,8 @@ class OutputPolicy:
         if not isinstance(data, dict):
             return {}
         out: dict[str, Any] = {}
-        for mime, value in data.items():
+        for mime, raw in data.items():
+            value = raw
             if not isinstance(mime, str) or len(mime) > 200:
                 continue
             if _JS_MIME.search(mime) and not self.allow_javascript:

@@ -33,7 +33,7 @@ SAMPLE_MS = 1000
 def install_comms(kernel: SandboxKernel) -> Any:
     """Give the kernel a comm manager and route comm messages to it (ipywidgets needs this)."""
     manager = comm.get_comm_manager()
-    manager.kernel = kernel
+    setattr(manager, "kernel", kernel)  # noqa: B010 - a traitlets trait mypy cannot see
     for msg_type in COMM_MSG_TYPES:
         kernel.shell_handlers[msg_type] = getattr(manager, msg_type)
     return manager
@@ -99,7 +99,7 @@ class Monitor:
         self.kernel = kernel
         self.views: list[MonitorView] = []
         self.timer: PeriodicCallback | None = None
-        self._sampling = False
+        self._sampler: asyncio.Future[None] | None = None
 
     def show(self, health: Health) -> None:
         """Display a new live view (with a static snapshot for widget-less frontends)."""
@@ -119,9 +119,8 @@ class Monitor:
         if not self.views:
             self.stop()
             return
-        if not self._sampling:
-            self._sampling = True
-            asyncio.ensure_future(self._sample())
+        if self._sampler is None or self._sampler.done():
+            self._sampler = asyncio.ensure_future(self._sample())
 
     async def _sample(self) -> None:
         try:
@@ -136,8 +135,6 @@ class Monitor:
         except SandboxError as exc:
             for v in self.views:
                 v.status.value = f"<b>sandbox unavailable</b>: {html.escape(str(exc))}"
-        finally:
-            self._sampling = False
 
     def stop(self) -> None:
         if self.timer is not None:

@@ -74,10 +74,10 @@ class Call:
     def wait(self, timeout: float | None = None) -> Frame:
         """Block until the terminal frame; raise SessionGone if the channel closed first."""
         if self.on_frame is None:
-            last: Frame = {}
-            for last in self.frames(timeout):
-                pass
-            return last
+            final: Frame = {}
+            for frame in self.frames(timeout):
+                final = frame
+            return final
         if not self.finished.wait(timeout):
             raise SandboxTimeout(f"the sandbox did not answer within {timeout:g} s")
         if self.final is _CLOSED or self.final is None:

@@ -75,7 +75,7 @@ class Owner:
         if self.host != host_id():
             return None
         start = process_start(self.pid)
-        return start is not None and (self.start == 0 or start == self.start)
+        return start is not None and self.start in (0, start)
 
 
 def owner_labels(owner: Owner) -> dict[str, str]:

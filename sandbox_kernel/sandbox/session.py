@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from ..agent import protocol
 from ..errors import (
@@ -28,11 +28,12 @@ from ..errors import (
 )
 from .backend import Backend
 from .channel import Call, Channel, Frame
-from .spec import RULES, CellResult, ExecResult, FileInfo, Health, Limits, format_size
+from .spec import RULES, CellResult, ExecResult, FileInfo, Health, Limits, Verdict, format_size
 
 #: Extra host-side patience beyond a cell's own timeout before the container is suspected.
 _MARGIN = 15.0
-_VERDICTS = {"ok", "error", "timeout", "cpu_time", "oom", "interrupted", "crashed"}
+_VERDICTS: frozenset[Any] = frozenset(
+    {"ok", "error", "timeout", "cpu_time", "oom", "interrupted", "crashed"})
 
 
 def _int(v: Any, default: int = 0) -> int:
@@ -206,9 +207,9 @@ class Session:
         return Run(self, call, lim.timeout + 3.0 + _MARGIN)
 
     def cell_result(self, frame: Frame) -> CellResult:
-        verdict = frame.get("verdict")
-        if verdict not in _VERDICTS:
-            verdict = "error" if frame.get("status") != "ok" else "ok"
+        raw = frame.get("verdict")
+        fallback: Verdict = "error" if frame.get("status") != "ok" else "ok"
+        verdict = cast(Verdict, raw) if isinstance(raw, str) and raw in _VERDICTS else fallback
         return CellResult(
             verdict=verdict,
             duration_ms=_float(frame.get("duration_ms")) or 0.0,

@@ -99,7 +99,8 @@ def parse_duration(value: object, name: str, lo: float, hi: float) -> float:
             f"(between {format_seconds(lo)} and {format_seconds(hi)})"
         )
     frac = m.group(2) or "0"
-    seconds = (int(m.group(1)) + int(frac) / 10 ** len(frac)) * _SECONDS[(m.group(3) or "").lower()]
+    unit = _SECONDS[str(m.group(3) or "").lower()]
+    seconds = float(int(m.group(1)) + int(frac) / 10 ** len(frac)) * unit
     _check(name, seconds, lo, hi, format_seconds)
     return seconds
 
@@ -171,6 +172,12 @@ class Limits:
                 raise LimitError(f"{f.name}: {value} is not a finite number (allowed: "
                                  f"{allowed})")
             _check(f.name, value, rule.lo, rule.hi, rule.show)
+
+    @classmethod
+    def widest(cls) -> Limits:
+        """Every limit at the top of its allowed range: the ceilings when none are set."""
+        values: dict[str, Any] = {name: rule.hi for name, rule in RULES.items()}
+        return cls(**values)
 
     def changed(self, ceilings: Limits | None = None, **values: object) -> Limits:
         """A copy with some limits parsed from text ('512m', '2m'), refused past ceilings."""
