@@ -51,6 +51,9 @@ class CellStream extends Writable {
     if (budget <= 0) { dropped += text.length; return cb(); }
     if (text.length > budget) { dropped += text.length - budget; text = text.slice(0, budget); }
     budget -= text.length;
+    // Keep stdout/stderr interleaving: the other stream's pending text goes first.
+    const other = this === streams.stdout ? streams.stderr : streams.stdout;
+    if (other && other.buf) other.flush();
     this.buf += text;
     if (this.buf.length >= FLUSH_BYTES || Date.now() - this.last >= FLUSH_MS) this.flush();
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
@@ -187,6 +190,9 @@ function run(req) {
   runId = req.id;
   budget = typeof req.output_cap === 'number' && req.output_cap > 0 ? req.output_cap : Infinity;
   dropped = 0;
+  // A cell's first output goes out at once, even if the cell then blocks the event loop.
+  streams.stdout.last = 0;
+  streams.stderr.last = 0;
   process.env.SANDBOX_TASK = `cell-${req.id}`;
   let compiled;
   const filename = `[${req.execution_count || req.id}]`;

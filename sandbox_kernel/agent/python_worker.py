@@ -8,6 +8,7 @@ only costs the namespace.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import codecs
 import getpass
@@ -279,15 +280,19 @@ class Worker:
         self.link.send({"id": req["id"], "type": "reply", "content": content})
 
     def complete(self, req: dict[str, Any]) -> None:
-        from IPython.utils.tokenutil import line_at_cursor
+        # IPython 9's legacy shell.complete("", line, pos) finds nothing; use the
+        # completions API, as ipykernel does.
+        from IPython.core.completer import provisionalcompleter, rectify_completions
 
         code = str(req.get("code", ""))
         pos = req.get("cursor_pos")
         pos = len(code) if not isinstance(pos, int) else max(0, min(pos, len(code)))
-        line, offset = line_at_cursor(code, pos)
-        txt, matches = self.shell.complete("", line, pos - offset)
-        self.reply(req, {"status": "ok", "matches": list(matches), "cursor_start": pos - len(txt),
-                         "cursor_end": pos, "metadata": {}})
+        with provisionalcompleter():
+            found = list(rectify_completions(code, self.shell.Completer.completions(code, pos)))
+        start, end = (found[0].start, found[0].end) if found else (pos, pos)
+        matches = list(dict.fromkeys(c.text for c in found))
+        self.reply(req, {"status": "ok", "matches": matches, "cursor_start": start,
+                         "cursor_end": end, "metadata": {}})
 
     def inspect(self, req: dict[str, Any]) -> None:
         from IPython.utils.tokenutil import token_at_cursor
@@ -373,6 +378,12 @@ class Worker:
                                      "evalue": str(exc), "traceback": []})
 
 
+def _bundle(data: dict[str, Any]) -> dict[str, Any]:
+    """A bundle for JSON: raw bytes (e.g. from `_repr_png_`) become base64, as in ipykernel."""
+    return {k: base64.b64encode(v).decode("ascii") if isinstance(v, (bytes, bytearray)) else v
+            for k, v in data.items()}
+
+
 def _system(worker: Worker, cmd: str) -> int:
     """`!cmd` and `%system`: run through the shell and stream output as cell output."""
     proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL,
@@ -413,7 +424,7 @@ def _make_shell(worker: Worker) -> Any:
 
         def write_format_data(self, format_dict: dict[str, Any],
                               md_dict: dict[str, Any] | None = None) -> None:
-            self._frame["data"] = format_dict
+            self._frame["data"] = _bundle(format_dict)
             self._frame["metadata"] = md_dict or {}
 
         def finish_displayhook(self) -> None:
@@ -426,7 +437,7 @@ def _make_shell(worker: Worker) -> Any:
         def publish(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,
                     source: str | None = None, *, transient: dict[str, Any] | None = None,
                     update: bool = False, **kwargs: Any) -> None:
-            worker.emit({"type": "display", "data": data, "metadata": metadata or {},
+            worker.emit({"type": "display", "data": _bundle(data), "metadata": metadata or {},
                          "transient": transient or {}, "update": bool(update)})
 
         def clear_output(self, wait: bool = False) -> None:

@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser(prog: str, description: str) -> _Parser:
     return _Parser(prog=prog, description=description, add_help=True, allow_abbrev=False,
-                   exit_on_error=False)
+                   exit_on_error=True)  # ArgumentError -> error() -> UsageError
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, str]:

@@ -244,6 +244,11 @@ class SandboxKernel(Kernel):
             reply = self.publish_error("UsageError", str(exc))
         except SandboxError as exc:
             reply = self.publish_error("SandboxError", str(exc))
+        except Exception as exc:  # a cell without an execute_reply hangs every frontend
+            self.log.exception("internal error running a cell")
+            reply = self.publish_error("InternalError", f"the sandbox kernel failed on this cell "
+                                       f"({type(exc).__name__}: {str(exc)[:500]}); the kernel "
+                                       "is still running")
         finally:
             self._busy = False
             self._last_activity = time.monotonic()
