@@ -1,7 +1,8 @@
 """Every setting of the sandbox kernel, in one traitlets Configurable.
 
-Set them in `sandbox_kernel_config.py` (in a Jupyter config directory or the working
-directory) as `c.Sandbox.memory = "1g"`, or on the kernel's command line as
+Set them in `sandbox_kernel_config.py` in a Jupyter config directory (`jupyter --paths`;
+never the notebook's working directory, see app.py) as `c.Sandbox.memory = "1g"`, or on
+the kernel's command line as
 `--Sandbox.memory=1g` (e.g. in a kernelspec's argv). Limits are the defaults every
 sandbox starts with; `max_*` are the administrator's ceilings that `%sandbox limits` may
 never pass.
