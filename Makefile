@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv engine image kernelspec browser hello demo test lint bench clean-containers
+.PHONY: help venv engine image kernelspec browser hello demo test screenshot lint bench clean-containers
 
 help:
 	@echo "make demo   - set everything up, run notebooks/demo.ipynb in the sandbox kernel"
@@ -43,6 +43,9 @@ browser:
 
 test: image kernelspec browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+screenshot: image kernelspec browser
+	SANDBOX_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_jupyterlab.py
 
 lint: venv
 	$(BIN)/ruff check sandbox_kernel tests benchmarks
