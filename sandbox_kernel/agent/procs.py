@@ -81,6 +81,16 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
+def zombie_children(parent: int) -> list[int]:
+    """Pids of exited, unreaped children of `parent` (they still count against pids)."""
+    found = []
+    for pid in _pids():
+        f = stat_fields(pid)
+        if f and f[0] == "Z" and f[1] == str(parent):
+            found.append(pid)
+    return found
+
+
 def zombies() -> int:
     """Count zombie processes visible in this pid namespace."""
     n = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import builtins
 import codecs
+import functools
 import getpass
 import io
 import json
@@ -20,9 +21,10 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
-from .procs import TASK_VAR
+from .procs import TASK_VAR, zombie_children
 from .protocol import decode, encode
 
 _FLUSH_DELAY = 0.02
@@ -180,11 +182,68 @@ class Flusher(threading.Thread):
                 return
 
 
+class ChildReaper:
+    """Reaps the interpreter's exited children between cells (zombies count against pids).
+
+    A child whose subprocess.Popen (or multiprocessing Process) still exists is polled
+    through that object, so its exit status stays readable; other exited children (raw
+    forks, dropped Popens) are reaped directly. Only while no cell runs, when SIGCHLD
+    reaps too, and never if the user installed a SIGCHLD handler of their own.
+    """
+
+    def __init__(self) -> None:
+        self.popens: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        popens = self.popens
+        original = subprocess.Popen.__init__
+
+        @functools.wraps(original)
+        def init(popen: Any, *args: Any, **kwargs: Any) -> None:
+            original(popen, *args, **kwargs)
+            popens[popen.pid] = popen
+
+        subprocess.Popen.__init__ = init  # type: ignore[method-assign,assignment]
+
+    def reap(self) -> None:
+        subprocess._cleanup()  # type: ignore[attr-defined]  # Popens dropped unwaited
+        mp_children: set[int] = set()
+        if "multiprocessing" in sys.modules:
+            mp_children = {p.pid for p in sys.modules["multiprocessing"].active_children()
+                           if p.pid is not None}
+        for pid in zombie_children(os.getpid()):
+            if pid in mp_children:
+                continue
+            popen = self.popens.get(pid)
+            try:
+                if popen is not None:
+                    popen.poll()
+                else:
+                    os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def _on_sigchld(self, signum: int, frame: object) -> None:
+        try:
+            self.reap()
+        except Exception:  # noqa: BLE001 - reaping is housekeeping, never an error
+            pass
+
+    def idle(self, idle: bool) -> None:
+        """Reap now and on every SIGCHLD while idle; leave children alone while a cell runs."""
+        current = signal.getsignal(signal.SIGCHLD)
+        if idle and current in (signal.SIG_DFL, None):
+            self._on_sigchld(signal.SIGCHLD, None)
+            signal.signal(signal.SIGCHLD, self._on_sigchld)
+        elif not idle and current == self._on_sigchld:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 class Worker:
     """One interpreter: the IPython shell plus the plumbing that makes it a kernel."""
 
     def __init__(self, link: Link) -> None:
         self.link = link
+        self.pid = os.getpid()
+        self.reaper = ChildReaper()
         self.run_id = 0
         self.allow_stdin = False
         self.out_lock = threading.Lock()
@@ -234,6 +293,7 @@ class Worker:
             self.out_budget = int(cap) if isinstance(cap, int) and cap > 0 else 1 << 62
             self.out_dropped = 0
         os.environ[TASK_VAR] = f"cell-{self.run_id}"
+        self.reaper.idle(False)
         count = req.get("execution_count")
         if isinstance(count, int) and count > 0:
             self.shell.execution_count = count
@@ -253,6 +313,11 @@ class Worker:
                        "traceback": ["KeyboardInterrupt"]})
         finally:
             self.link.in_user_code = False
+        if os.getpid() != self.pid:
+            # A process the cell forked came back here (e.g. `while True: os.fork()`): it
+            # must not become a second interpreter reading this worker's requests.
+            self.flush_streams()
+            os._exit(0 if status == "ok" else 1)
         expressions = req.get("user_expressions")
         results: dict[str, Any] = {}
         if isinstance(expressions, dict) and expressions:
@@ -267,6 +332,7 @@ class Worker:
         self.flush_streams()
         with self.out_lock:
             dropped = self.out_dropped
+        self.reaper.idle(True)
         self.link.send({"id": self.run_id, "type": "done", "status": status,
                         "dropped_chars": dropped, "user_expressions": results})
 
@@ -351,10 +417,16 @@ class Worker:
             return
         self.reply(req, {"status": "ok"})
 
+    def after_fork_in_child(self) -> None:
+        """Locks another thread held at fork time would never be released in the child."""
+        self.link.lock = threading.Lock()
+        self.out_lock = threading.Lock()
+
     def serve(self) -> None:
         handlers = {"run": self.run, "complete": self.complete, "inspect": self.inspect,
                     "is_complete": self.is_complete, "set_env": self.set_env,
                     "get_var": self.get_var, "set_var": self.set_var}
+        self.reaper.idle(True)
         while True:
             try:
                 req = self.link.recv()
@@ -479,6 +551,7 @@ def main() -> None:
 
     page.page = worker.page
     getpass.getpass = lambda prompt="Password: ", stream=None: worker.input(prompt, True)
+    os.register_at_fork(after_in_child=worker.after_fork_in_child)
     worker.flusher.start()
     link.send({"id": 0, "type": "log", "message": "python worker ready",
                "python": sys.version.split()[0]})

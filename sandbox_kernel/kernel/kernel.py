@@ -141,7 +141,11 @@ class SandboxKernel(Kernel):
             self.launcher.forget()
             self._notice = (f"[sandbox] {reason}; a fresh sandbox was started (variables and "
                             "/sandbox files from before are gone)")
-            session = await asyncio.wrap_future(self.launcher.start())
+            try:
+                session = await asyncio.wrap_future(self.launcher.start())
+            except SandboxError:
+                self.launcher.forget()  # not the failed start again on the next cell
+                raise
         self._note_versions(session)
         return session
 
@@ -280,24 +284,29 @@ class SandboxKernel(Kernel):
 
     async def _run_shell(self, session: Session, cell: Code) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        streamed: list[bool] = []
 
         def out(name: str, text: str) -> None:
+            streamed.append(True)
             loop.call_soon_threadsafe(self.stream, name, text)
 
         result = await asyncio.to_thread(session.execute_command, ["/bin/bash", "-c", cell.body],
                                          None, on_output=out)
         await asyncio.sleep(0)
-        verdict = "ok"
+        self.last_cell = {"verdict": "ok", "wall_seconds": result.duration_ms / 1000}
         if result.timed_out:
-            verdict = "timeout"
+            self.last_cell["verdict"] = "timeout"
             return self.publish_error("TimeoutError", f"cell timed out after "
                                       f"{session.limits.timeout:g} s; its processes were killed")
         if result.oom_killed:
-            verdict = "oom"
+            self.last_cell["verdict"] = "oom"
             return self.publish_error("MemoryError", self._oom_text(session))
         if result.truncated_bytes:
             self.stream("stderr", self._truncation_text(session, result.truncated_bytes))
-        self.last_cell = {"verdict": verdict, "wall_seconds": result.duration_ms / 1000}
+        if result.exit_code != 0 and not streamed and result.stderr:
+            # e.g. the shell could not even start (no pids left): say why, not just "127"
+            self.stream("stderr", result.stderr if result.stderr.endswith("\n")
+                        else result.stderr + "\n")
         if result.exit_code != 0:
             self.last_cell["verdict"] = "error"
             return self.publish_error("CalledProcessError",

@@ -70,6 +70,11 @@ def _translated(what: str) -> Iterator[None]:
         raise SandboxError(f"cannot {what}: {_explain(exc)}") from exc
 
 
+def _inodes(size: int) -> int:
+    """Inodes for a tmpfs of `size` bytes: one per 4 KiB page (at least 1024)."""
+    return max(1024, size // 4096)
+
+
 class DockerAttachStream(AgentStream):
     """The container's attached stdin/stdout/stderr over the engine's hijacked socket."""
 
@@ -162,10 +167,14 @@ class DockerBackend(Backend):
             memswap_limit=lim.memory,
             nano_cpus=int(lim.cpus * 1e9),
             pids_limit=lim.pids,
+            # nr_inodes: one per page of size. Files with data can never need more, and
+            # without a bound a million empty files fill the memory limit with inodes
+            # (tmpfs counts against it) instead of failing with ENOSPC.
             tmpfs={
-                "/tmp": f"rw,noexec,nosuid,nodev,size={lim.tmp_size}",
+                "/tmp": f"rw,noexec,nosuid,nodev,size={lim.tmp_size},"
+                        f"nr_inodes={_inodes(lim.tmp_size)}",
                 "/sandbox": f"rw,noexec,nosuid,nodev,size={lim.sandbox_size},"
-                            "uid=1000,gid=1000,mode=0700",
+                            f"nr_inodes={_inodes(lim.sandbox_size)},uid=1000,gid=1000,mode=0700",
             },
             shm_size=64 * 1024 * 1024,
             ulimits=[

@@ -1,0 +1,180 @@
+"""Output abuse from inside a cell: floods are capped with a notice while the kernel's memory
+stays bounded, bytes that are not UTF-8 are replaced, escape sequences pass as text, and
+text that imitates the agent's framing cannot desynchronise anything.
+
+Covered elsewhere, not repeated: 100 MB through ``sys.stdout.write``
+(tests/kernel/test_execution.py::test_output_cap_truncates_100mb_and_kernel_memory_stays_bounded)
+and a character split across ``sys.stdout.buffer`` writes
+(tests/kernel/test_execution.py::test_split_utf8_bytes_are_decoded_incrementally). Here the
+same floods come through the other paths: the interpreter's file descriptor 1, a ``%%bash``
+cell and ``!cmd``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psutil
+import pytest
+from kernel.conftest import containers_of, wait_until
+
+from .conftest import KernelHandle
+
+pytestmark = pytest.mark.docker
+
+MiB = 1 << 20
+CAP = 4 * MiB  # the default output limit per cell
+NOTICE = "[sandbox] output truncated after 4 MB: {:,} more characters were not shown"
+
+
+def _hwm_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.parametrize("cell, produced", [
+    ("import os\nchunk = b'y' * (1 << 20)\nfor _ in range(100):\n    os.write(1, chunk)",
+     100 * MiB),
+    ("%%bash\nhead -c 100000000 /dev/zero | tr '\\0' z", 100_000_000),
+    ("!head -c 100000000 /dev/zero | tr '\\0' z", 100_000_000),
+    ("import os\nos.write(1, b'q' * (50 << 20))", 50 * MiB),  # one line, no newline
+    ("import sys\nsys.stdout.write('w' * (50 << 20))", 50 * MiB),
+], ids=["fd1-100MB", "bash-100MB", "bang-100MB", "fd1-one-50MB-line", "str-one-50MB-line"])
+def test_floods_are_capped_with_a_notice_and_kernel_memory_stays_bounded(
+        k: KernelHandle, cell: str, produced: int) -> None:
+    kernel = psutil.Process(k.pid)
+    t0 = time.monotonic()
+    r = k.execute(cell, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert r.status == "ok", r
+    out = r.streams("stdout")
+    shown = sum(len(m.content["text"]) for m in out)
+    assert shown == CAP
+    assert max(len(m.content["text"]) for m in out) <= CAP
+    assert r.text("stderr") == "\n" + NOTICE.format(produced - CAP) + \
+        " (raise with %sandbox limits output=16m)\n"
+    rss = kernel.memory_info().rss / MiB
+    hwm = _hwm_mib(k.pid)
+    print(f"\n{cell.splitlines()[-1][:40]!r}: {produced:,} chars in {elapsed:.2f} s, "
+          f"kernel RSS {rss:.0f} MiB, peak {hwm:.0f} MiB")
+    assert rss < 150 and hwm < 200
+    assert k.value("'next'") == "'next'"
+
+
+def test_bytes_that_are_not_utf8_are_replaced(k: KernelHandle) -> None:
+    every_byte = bytes(range(256))
+    r = k.ok("import os\nos.write(1, bytes(range(256)))")
+    # ASCII kept as is (NUL and controls included), each invalid byte one U+FFFD
+    assert r.text("stdout") == every_byte.decode("utf-8", "replace")
+    assert r.text("stdout").count("\ufffd") == 128
+    r = k.ok("import os, sys\nsys.stdout.buffer.write(os.urandom(10**6))\nsys.stdout.flush()")
+    assert r.text("stdout").count("\ufffd") > 100_000  # replaced, no decode error
+    assert "UnicodeDecodeError" not in r.dump()
+
+
+def test_a_character_split_across_fd_writes_is_shown_whole(k: KernelHandle) -> None:
+    r = k.ok("import os, time\nfor part in (b'\\xe2\\x82', b'\\xac', b'\\xf0\\x9f', b'\\x98', "
+             "b'\\x80'):\n    os.write(1, part)\n    time.sleep(0.15)")
+    assert r.text("stdout") == "\u20ac\U0001f600"
+    assert "\ufffd" not in r.dump()
+
+
+ESCAPES = "\x1b[2J\x1b[31mred\x1b[0m\x1b]0;title\x07\x1b]8;;http://x.example\x07link\x1b]8;;\x07\r\x1bc\x00\x07"
+
+
+@pytest.mark.parametrize("cell", [
+    f"print({ESCAPES!r})",
+    f"import sys\nsys.stderr.write({ESCAPES!r} + '\\n')",
+    "%%bash\nprintf '" + ESCAPES.replace("\x1b", "\\033").replace("\x07", "\\a")
+    .replace("\x00", "\\0").replace("\r", "\\r") + "\\n'",
+], ids=["stdout", "stderr", "bash"])
+def test_escape_sequences_pass_through_as_text(k: KernelHandle, cell: str) -> None:
+    r = k.ok(cell)
+    assert r.text() == ESCAPES + "\n"
+    assert k.value("'after escapes'") == "'after escapes'"
+
+
+IMPOSTORS = [
+    '{"id":1,"type":"done","status":"ok"}',
+    '{"id":0,"type":"stream","name":"stdout","text":"forged"}',
+    "<IDS|MSG>",
+    '{"id":99,"type":"reply","content":{"status":"ok"}}',
+]
+DONES = "".join(json.dumps({"id": rid, "type": "done", "status": "ok", "verdict": "ok"}) + "\n"
+                for rid in range(1, 40))
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("import json\nfor rid in range(1, 40):\n    print(json.dumps({'id': rid, 'type': 'done', "
+     "'status': 'ok', 'verdict': 'ok'}))\nprint(*IMPOSTORS, sep='\\n')\nprint('own output')",
+     DONES + "\n".join(IMPOSTORS) + "\nown output\n"),
+    ("import os\nos.write(1, '\\n'.join([*IMPOSTORS, 'own output', '']).encode())",
+     "\n".join(IMPOSTORS) + "\nown output\n"),
+    ("%%bash\necho '{\"id\":1,\"type\":\"done\",\"status\":\"ok\"}'\necho '<IDS|MSG>'\n"
+     "echo 'own output'", IMPOSTORS[0] + "\n<IDS|MSG>\nown output\n"),
+], ids=["print", "fd1", "bash"])
+def test_text_imitating_the_protocol_is_just_output(k: KernelHandle, cell: str,
+                                                    expected: str) -> None:
+    k.ok(f"IMPOSTORS = {IMPOSTORS!r}")
+    r = k.ok(cell)
+    assert r.text("stdout") == expected
+    for i in range(3):
+        assert k.value(f"{i} * 2") == str(i * 2)
+
+
+FORGE = r'''
+import json, os, time
+agent = int(open("/tmp/.sandbox-agent.pid").read())
+own = int(os.environ["SANDBOX_TASK"].split("-")[1])  # this cell's request id
+fd = os.open(f"/proc/{agent}/fd/1", os.O_WRONLY)
+os.write(fd, FRAMES.replace(b"OWN", str(own).encode()))
+os.close(fd)
+time.sleep(0.5)
+print("real output after the forgery")
+'''
+
+
+def test_well_formed_frames_written_to_the_agents_stdout_are_taken_as_the_agents(
+        k: KernelHandle) -> None:
+    """Known limit, not fixed here: the cell runs as the agent's uid, so it can open
+    /proc/<agent>/fd/1 (or /proc/1/fd/1: docker-init holds the same pipe) and write frames
+    the host cannot tell from the agent's. They are validated like any frame and can only
+    speak for this sandbox's own requests: here the cell ends early with forged output.
+    Nothing reaches the host beyond what the cell could print anyway."""
+    frames = "".join(json.dumps(f) + "\n" for f in (
+        {"id": "OWN", "type": "stream", "name": "stdout", "text": "forged\n"},
+        {"id": "OWN", "type": "done", "status": "ok", "verdict": "ok"},
+        {"id": 10**9, "type": "done", "status": "ok"},  # nobody's request: dropped
+    )).replace('"OWN"', "OWN").encode()
+    r = k.execute(f"FRAMES = {frames!r}\n" + FORGE, timeout=30)
+    assert r.status == "ok"
+    assert r.text("stdout") == "forged\n"
+    assert "real output after the forgery" not in r.dump()
+    time.sleep(1)  # the real cell finishes in the sandbox meanwhile
+    assert k.value("'the next cell is answered normally'") == \
+        "'the next cell is answered normally'"
+
+
+@pytest.mark.parametrize("frames", [
+    b'{"id": 1, "type": "done", "status": "ok"',  # no newline: glued to the next real frame
+    b"not json at all\n",
+    b'{"id": 1, "type": "evil"}\n',
+], ids=["partial-line", "not-json", "unknown-type"])
+def test_malformed_frames_on_the_agents_stdout_disconnect_that_sandbox(
+        k: KernelHandle, frames: bytes) -> None:
+    k.ok("before_forgery = 1")
+    old = {c.id for c in containers_of(k.pid)}
+    r = k.execute(f"FRAMES = {frames!r}\n" + FORGE, timeout=30)
+    assert r.status == "error"
+    assert r.reply["ename"] == "SandboxError"
+    assert r.reply["evalue"].startswith("the sandbox broke protocol (")
+    assert r.reply["evalue"].endswith(") and was disconnected")
+    r = k.execute("before_forgery")
+    assert r.reply["ename"] == "NameError"
+    assert "a fresh sandbox was started" in r.text("stderr")
+    assert wait_until(lambda: old.isdisjoint(c.id for c in containers_of(k.pid)), 10)
+    assert k.value("'fresh'") == "'fresh'"
