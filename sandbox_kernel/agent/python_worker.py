@@ -178,8 +178,10 @@ class Flusher(threading.Thread):
             self.event.clear()
             try:
                 self.worker.flush_streams()
-            except Exception:  # noqa: BLE001 - the pipe is gone; the supervisor will notice
+            except OSError:  # the pipe is gone: the supervisor restarts this worker
                 return
+            except Exception:  # noqa: BLE001 - one bad write must not stop live output
+                continue
 
 
 class ChildReaper:

@@ -122,7 +122,7 @@ class DockerBackend(Backend):
         with self._lock:
             if self._client is None:
                 try:
-                    self._client = docker.from_env(timeout=self._timeout)
+                    self._client = docker.DockerClient.from_env(timeout=self._timeout)
                 except docker.errors.DockerException as exc:
                     raise EngineUnavailable(f"no Docker engine is reachable; {ENGINE_HINT}") \
                         from exc
