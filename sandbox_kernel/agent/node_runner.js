@@ -174,10 +174,14 @@ function errorFrame(e) {
            traceback: [`Uncaught ${util.inspect(e)}`] };
 }
 
+let cpuStart = process.cpuUsage();
+
 function finish(req, status) {
   flushAll();
   pending = null;
-  send({ id: req.id, type: 'done', status, dropped_chars: dropped });
+  const cpu = process.cpuUsage(cpuStart);
+  send({ id: req.id, type: 'done', status, dropped_chars: dropped,
+         cpu_seconds: (cpu.user + cpu.system) / 1e6 });
 }
 
 function showResult(req, value) {
@@ -194,6 +198,7 @@ function run(req) {
   streams.stdout.last = 0;
   streams.stderr.last = 0;
   process.env.SANDBOX_TASK = `cell-${req.id}`;
+  cpuStart = process.cpuUsage();
   let compiled;
   const filename = `[${req.execution_count || req.id}]`;
   try {

@@ -63,6 +63,7 @@ class Supervisor:
         self.commands: dict[int, Command] = {}
         self.pending: dict[int, str] = {}  # request id -> worker kind awaiting a reply
         self.next_sample = 0.0
+        self.oom_seen = self.cgroup.oom_kills()  # refreshed by samples and after deaths
 
     # ----- output to the host -------------------------------------------------------------
     def send(self, frame: dict[str, Any]) -> None:
@@ -257,7 +258,8 @@ class Supervisor:
         if self.workers.get(w.kind) is w:
             del self.workers[w.kind]
         if run is not None:
-            oom = self.cgroup.oom_kills() > run.oom_start or b"heap out of memory" in w.stderr_tail
+            self.oom_seen = self.cgroup.oom_kills()
+            oom = self.oom_seen > run.oom_start or b"heap out of memory" in w.stderr_tail
             verdict = "oom" if oom else run.verdict or ("interrupted" if run.killed else "crashed")
             sig = -status if status < 0 else None
             self.send(self.done_frame(w, run, verdict, "error", state_lost=True,
@@ -278,8 +280,7 @@ class Supervisor:
         frame: dict[str, Any] = {
             "id": run.id, "type": "done", "status": status, "verdict": verdict,
             "duration_ms": round((now - run.started) * 1000, 3),
-            "cpu_seconds": round(max(0.0, procs.cpu_seconds(w.pid) - run.cpu_start), 3)
-            if not w.exited else None,
+            "cpu_seconds": None,
             "peak_memory": run.peak_memory,
             "dropped_chars": run.fd_dropped,
             "state_lost": False,
@@ -306,8 +307,8 @@ class Supervisor:
         cap = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else 1 << 62
         now = time.monotonic()
         run = Run(id=req["id"], started=now, deadline=now + timeout if timeout else None,
-                  cpu_budget=cpu, cpu_start=procs.cpu_seconds(w.pid),
-                  oom_start=self.cgroup.oom_kills(), output_cap=cap, timeout_s=timeout, cpu_s=cpu)
+                  cpu_budget=cpu, oom_start=self.oom_seen, output_cap=cap, timeout_s=timeout,
+                  cpu_s=cpu)
         w.run = run
         w.last_run_id = run.id
         fwd: dict[str, Any] = {k: req[k] for k in (
@@ -320,7 +321,7 @@ class Supervisor:
             self.drain_output(fd, w)
         w.run = None
         if not run.peak_memory:  # a cell shorter than one tick: take its one reading now
-            run.peak_memory = self.cgroup.sample().memory_usage
+            run.peak_memory = self.cgroup.memory_usage()
         status = "error" if frame.get("status") != "ok" else "ok"
         verdict = run.verdict or ("interrupted" if run.interrupted and status == "error"
                                   else status)
@@ -330,6 +331,9 @@ class Supervisor:
             extra["internal"] = str(frame["internal"])[:500]
         if isinstance(frame.get("user_expressions"), dict):
             extra["user_expressions"] = frame["user_expressions"]
+        cpu = _num(frame.get("cpu_seconds"), 0, 10**9)
+        if cpu is not None:
+            extra["cpu_seconds"] = round(cpu, 3)
         self.send(self.done_frame(w, run, verdict, status, **extra))
         if run.verdict or run.interrupted:
             procs.kill_tagged(f"cell-{run.id}", exclude=frozenset({w.pid}))
@@ -383,11 +387,15 @@ class Supervisor:
 
     def sample_run(self, w: Worker, run: Run) -> None:
         """CPU budget, peak memory and the one-time 90% memory warning for a running cell."""
+        cpu_now = procs.cpu_seconds(w.pid)
+        if run.cpu_start is None:  # first tick: count the time since the start as busy
+            run.cpu_start = cpu_now - (time.monotonic() - run.started)
         if (run.cpu_budget is not None and run.verdict is None
-                and procs.cpu_seconds(w.pid) - run.cpu_start > run.cpu_budget):
+                and cpu_now - run.cpu_start > run.cpu_budget):
             run.verdict = "cpu_time"
             self.escalate(w, run, DEFAULT_GRACE)
         sample = self.cgroup.sample()
+        self.oom_seen = sample.oom_kills
         run.peak_memory = max(run.peak_memory, sample.memory_usage)
         limit = sample.memory_limit
         if limit and not run.warned_memory and sample.memory_usage > 0.9 * limit:
@@ -432,7 +440,7 @@ class Supervisor:
                         isinstance(v, str) and "=" not in k and "\0" not in k + v})
         try:
             c = Command.spawn(req["id"], argv, env, WORKDIR, timeout, cap,
-                              bool(req.get("stream")), self.cgroup.oom_kills())
+                              bool(req.get("stream")), self.oom_seen)
         except OSError as exc:
             self.send({"id": req["id"], "type": "done", "exit_code": 127, "stdout": "",
                        "stderr": f"{argv[0]}: {exc.strerror}", "timed_out": False,
@@ -503,7 +511,8 @@ class Supervisor:
         for s in (c.proc.stdout, c.proc.stderr):
             if s is not None:
                 s.close()
-        frame = {"id": c.id, "type": "done", **c.result(self.cgroup.oom_kills())}
+        self.oom_seen = self.cgroup.oom_kills()
+        frame = {"id": c.id, "type": "done", **c.result(self.oom_seen)}
         self.send(frame)
 
     # ----- files ---------------------------------------------------------------------------

@@ -57,9 +57,9 @@ class Run:
     started: float
     deadline: float | None
     cpu_budget: float | None
-    cpu_start: float
     oom_start: int
     output_cap: int
+    cpu_start: float | None = None  # the worker's CPU seconds when the cell began
     verdict: str | None = None
     interrupted: bool = False
     kill_at: float | None = None
