@@ -76,6 +76,24 @@ def first_result(name: str, extra: list[str] | None = None) -> float:
         k.close()
 
 
+def wait_for_warm_pool(age_s: float = 3.0, timeout: float = 60.0) -> None:
+    """Wait until the keeper has a pooled sandbox old enough for its interpreter to be up."""
+    from sandbox_kernel.sandbox.backend import LABEL_CREATED, LABEL_POOL
+    from sandbox_kernel.sandbox.docker_backend import DockerBackend
+    from sandbox_kernel.sandbox.reaper import POOL_PREFIX
+
+    backend = DockerBackend()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for r in backend.list_owned(all_states=False):
+            created = float(r.labels.get(LABEL_CREATED, "0") or 0)
+            if (LABEL_POOL in r.labels and r.name.startswith(POOL_PREFIX)
+                    and time.time() - created > age_s):
+                return
+        time.sleep(0.2)
+    raise TimeoutError("the pool keeper has no warm sandbox")
+
+
 def bench_roundtrips(name: str, n: int, extra: list[str] | None = None) -> dict[str, Any]:
     k = Kernel(name, extra)
     try:
@@ -114,7 +132,7 @@ def main() -> None:
         keeper.stdout.readline()  # "keeping N warm sandboxes ..."
         start_pool = []
         for _ in range(starts):
-            time.sleep(1.5)  # let the keeper refill
+            wait_for_warm_pool()
             start_pool.append(first_result("sandbox"))
     finally:
         keeper.terminate()

@@ -28,6 +28,7 @@ from .procs import TASK_VAR, zombie_children
 from .protocol import decode, encode
 
 _FLUSH_DELAY = 0.02
+_FRAME_CHARS = 256 * 1024
 _FLUSH_SIZE = 64 * 1024
 
 
@@ -156,7 +157,10 @@ class OutStream(io.TextIOBase):
             text = "".join(self.buf)
             self.buf = []
             self.size = 0
-        w.link.send({"id": w.run_id, "type": "stream", "name": self.name_, "text": text})
+        # Big output goes in pieces, so the host publishes one while the next is in transit.
+        for start in range(0, len(text), _FRAME_CHARS):
+            w.link.send({"id": w.run_id, "type": "stream", "name": self.name_,
+                         "text": text[start : start + _FRAME_CHARS]})
 
 
 class Flusher(threading.Thread):

@@ -44,6 +44,8 @@ def _s(value: Any, limit: int = _MAX_TEXT) -> str:
     if not isinstance(value, str):
         return ""
     value = value[:limit]
+    if value.isascii():  # O(1) for the common case
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
