@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -228,6 +229,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
     from .sandbox.manager import SandboxManager
 
     env = {"SANDBOX_AGENT_PRESTART": args.language}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on kill/TERM
     with SandboxManager(image=_image(args), limits=_limits(args), pool_size=args.size,
                         env=env, cleanup_interval=60) as manager:
         manager.pool.fill_once()

@@ -566,6 +566,7 @@ def main() -> None:
     getpass.getpass = lambda prompt="Password: ", stream=None: worker.input(prompt, True)
     os.register_at_fork(after_in_child=worker.after_fork_in_child)
     worker.flusher.start()
+    worker.shell.run_cell("pass", store_history=False, silent=True)  # warm up: first cell fast
     link.send({"id": 0, "type": "log", "message": "python worker ready",
                "python": sys.version.split()[0]})
     worker.serve()

@@ -41,6 +41,13 @@ def _num(value: Any, lo: float, hi: float) -> float | None:
     return float(value)
 
 
+def _float_env(name: str) -> float | None:
+    try:
+        return float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+
+
 def _fmt_s(value: float | None) -> str:
     if value is None:
         return "?"
@@ -63,6 +70,8 @@ class Supervisor:
         self.commands: dict[int, Command] = {}
         self.pending: dict[int, str] = {}  # request id -> worker kind awaiting a reply
         self.next_sample = 0.0
+        claim = _num(_float_env("SANDBOX_AGENT_CLAIM_TIMEOUT"), 1, 10**7)
+        self.claim_deadline = time.monotonic() + claim if claim else None
         self.oom_seen = self.cgroup.oom_kills()  # refreshed by samples and after deaths
 
     # ----- output to the host -------------------------------------------------------------
@@ -591,6 +600,7 @@ class Supervisor:
         rtype = req["type"]
         rid = req["id"]
         if rtype == "hello":
+            self.claim_deadline = None
             self.send({"id": rid, "type": "hello", "version": protocol.PROTOCOL_VERSION,
                        "pid": os.getpid(), "uid": os.getuid(),
                        "python": sys.version.split()[0], "languages": sorted(self.argv_for)})
@@ -666,6 +676,9 @@ class Supervisor:
                     break
             self.tick()
             self.tick_commands(time.monotonic())
+            if self.claim_deadline is not None and time.monotonic() > self.claim_deadline:
+                self.log("pooled sandbox was never claimed; exiting")
+                self.stopping = True
         self.shutdown()
 
     def shutdown(self) -> None:

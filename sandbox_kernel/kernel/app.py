@@ -8,6 +8,7 @@ notebook is untrusted, and a config file is Python that runs on the host.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ipykernel.kernelapp import IPKernelApp
@@ -44,6 +45,7 @@ class SandboxKernelApp(IPKernelApp):
 
     def init_connection_file(self) -> None:
         """The configuration is loaded by now: start the sandbox while ipykernel sets up."""
+        logging.captureWarnings(True)  # library warnings go to the kernel's log, not cells
         self.launcher = Launcher(Sandbox(parent=self))
         try:
             self.launcher.start()

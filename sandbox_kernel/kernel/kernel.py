@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import zmq
+from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
 from tornado.ioloop import PeriodicCallback
 
@@ -110,6 +111,20 @@ class SandboxKernel(Kernel):
             "pygments_lexer": "ipython3",
             "codemirror_mode": {"name": "ipython", "version": 3},
             "nbconvert_exporter": "python",
+        }
+
+    @property
+    def kernel_info(self) -> dict[str, Any]:  # type: ignore[override]
+        """Without the base class's debugpy import: this kernel has no debugger to offer."""
+        return {
+            "protocol_version": kernel_protocol_version,
+            "implementation": self.implementation,
+            "implementation_version": self.implementation_version,
+            "language_info": self.language_info,
+            "banner": self.banner,
+            "help_links": self.help_links,
+            "supported_features": ["kernel subshells"] if self._supports_kernel_subshells
+            else [],
         }
 
     @property

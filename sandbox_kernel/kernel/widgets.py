@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import comm
 import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm factory and manager
-import ipywidgets as w
 from tornado.ioloop import PeriodicCallback
 
 from ..errors import SandboxError
@@ -47,6 +46,8 @@ class MonitorView:
     """One displayed monitor: memory, CPU and process bars with figures, and uptime."""
 
     def __init__(self) -> None:
+        import ipywidgets as w  # only when a monitor is shown: it costs the kernel's start
+
         layout = w.Layout(width="220px")
         self.status = w.HTML("<b>sandbox</b>")
         self.memory = w.FloatProgress(min=0, max=100, description="memory", layout=layout)

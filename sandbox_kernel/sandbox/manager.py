@@ -74,11 +74,8 @@ class SandboxManager:
         self._closed = False
         self.pool = Pool(backend, image, self.limits, self.env, pool_size, self.labels,
                          self.owner)
-        if reap_on_start:
-            try:
-                reap(backend)
-            except SandboxError as exc:
-                log.debug("startup reap skipped: %s", exc)
+        if reap_on_start:  # in the background: a first session must not wait for it
+            threading.Thread(target=self._reap_quietly, name="sandbox-reap", daemon=True).start()
         self.pool.start()
         self._cleaner: threading.Thread | None = None
         if cleanup_interval > 0:
@@ -249,6 +246,13 @@ class SandboxManager:
             self.emit("session:cleanup", session_id=None, container_id=r.container_id,
                       reason=r.reason)
         return CleanupReport(tuple(idle), tuple(dead), orphans)
+
+    def _reap_quietly(self) -> None:
+        try:
+            for r in reap(self.backend):
+                log.info("removed orphaned sandbox %s: %s", r.name, r.reason)
+        except SandboxError as exc:
+            log.debug("startup reap skipped: %s", exc)
 
     def _drop(self, sid: str, reason: str) -> None:
         try:

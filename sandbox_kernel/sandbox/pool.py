@@ -21,11 +21,14 @@ from .reaper import POOL_PREFIX, Owner
 from .spec import ContainerSpec, Limits
 
 log = logging.getLogger(__name__)
+#: An unclaimed pooled sandbox's agent exits after this long (its keeper may have died).
+CLAIM_TIMEOUT_S = 3600.0
 
 
 def pool_key(image: str, limits: Limits, env: dict[str, str]) -> str:
     """Containers are interchangeable only if image, limits and environment all match."""
-    blob = json.dumps([image, limits.as_dict(), sorted(env.items())], sort_keys=True)
+    numbers = {k: float(v) for k, v in limits.as_dict().items()}  # 1 and 1.0 are one limit
+    blob = json.dumps([image, numbers, sorted(env.items())], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -79,7 +82,7 @@ class Pool:
             spec = ContainerSpec(
                 image=self.image, name=f"{POOL_PREFIX}{sid}", limits=self.limits,
                 labels={**self.labels, LABEL_SESSION: sid, LABEL_POOL: self.key},
-                env=self.env,
+                env={**self.env, "SANDBOX_AGENT_CLAIM_TIMEOUT": str(int(CLAIM_TIMEOUT_S))},
             )
             cid = self.backend.create(spec, started=True)
             with self._lock:

@@ -84,7 +84,8 @@ def parse_number(value: object, name: str, lo: float, hi: float, integer: bool =
     if not m or (integer and m.group(2)):
         kind = "a whole number" if integer else "a number"
         raise LimitError(f"{name}: {text[:40]!r} is not {kind} between {lo:g} and {hi:g}")
-    number = int(m.group(1)) + (int(m.group(2)) / 10 ** len(m.group(2)) if m.group(2) else 0)
+    number = float(int(m.group(1)) + (int(m.group(2)) / 10 ** len(m.group(2))
+                                      if m.group(2) else 0))
     _check(name, number, lo, hi, lambda v: f"{v:g}")
     return number
 
