@@ -21,28 +21,16 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _stats import timed
 from jupyter_client.manager import KernelManager
 
 from sandbox_kernel.sandbox import DEFAULT_IMAGE, SandboxManager
 
 RESULTS = Path(__file__).parent / "results"
 ONE_MIB = "import sys; sys.stdout.write('x' * (1 << 20))"
-
-
-def timed(fn: Callable[[], object], n: int) -> dict[str, float]:
-    fn()
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1000)
-    samples.sort()
-    return {"median_ms": statistics.median(samples),
-            "p95_ms": samples[min(n - 1, int(n * 0.95))], "n": n}
 
 
 class JupyterTarget:

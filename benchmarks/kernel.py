@@ -15,23 +15,17 @@ import json
 import os
 import platform
 import queue
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from _stats import summarize
 from jupyter_client.manager import KernelManager
 
 RESULTS = Path(__file__).parent / "results"
 ONE_MIB = "import sys; sys.stdout.write('x' * (1 << 20))"
-
-
-def stats(samples: list[float]) -> dict[str, float]:
-    s = sorted(samples)
-    return {"median_ms": statistics.median(s), "p95_ms": s[min(len(s) - 1, int(len(s) * .95))],
-            "n": len(s)}
 
 
 class Kernel:
@@ -105,7 +99,7 @@ def bench_roundtrips(name: str, n: int, extra: list[str] | None = None) -> dict[
             for _ in range(5):
                 k.roundtrip(code)
             reps = max(5, n // 10) if "MiB" in label else n
-            out[label] = stats([k.roundtrip(code) for _ in range(reps)])
+            out[label] = summarize([k.roundtrip(code) for _ in range(reps)])
         return out
     finally:
         k.close()
@@ -137,8 +131,8 @@ def main() -> None:
     finally:
         keeper.terminate()
         keeper.wait(60)
-    starts_row = {"ipykernel": stats(start_ipy), "sandbox (cold)": stats(start_cold),
-                  "sandbox (pool)": stats(start_pool)}
+    starts_row = {"ipykernel": summarize(start_ipy), "sandbox (cold)": summarize(start_cold),
+                  "sandbox (pool)": summarize(start_pool)}
 
     def ratio(a: dict[str, float], b: dict[str, float]) -> float:
         return a["median_ms"] / b["median_ms"]

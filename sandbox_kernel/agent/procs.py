@@ -45,7 +45,7 @@ def tagged(token: str, exclude: frozenset[int] = frozenset()) -> list[int]:
     me = os.getpid()
     found = []
     for pid in _pids():
-        if pid in exclude or pid == me or pid == 1:
+        if pid in exclude or pid in (me, 1):
             continue
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:

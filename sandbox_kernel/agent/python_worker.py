@@ -36,7 +36,7 @@ class Link:
     """Frames to and from the supervisor; SIGINT never splits a frame being written."""
 
     def __init__(self, rfd: int, wfd: int) -> None:
-        self.reader = io.open(rfd, "rb", buffering=65536, closefd=True)
+        self.reader = open(rfd, "rb", buffering=65536, closefd=True)  # noqa: SIM115 - lives as long as the process
         self.wfd = wfd
         self.lock = threading.Lock()
         self.in_user_code = False
@@ -109,7 +109,7 @@ class OutStream(io.TextIOBase):
         self._buffer = BinaryOut(self)
 
     @property
-    def buffer(self) -> BinaryOut:  # type: ignore[override]
+    def buffer(self) -> BinaryOut:
         return self._buffer
 
     @property
@@ -533,8 +533,9 @@ def _make_shell(worker: Worker) -> Any:
             worker.emit({"type": "error", "ename": getattr(etype, "__name__", str(etype)),
                          "evalue": str(evalue), "traceback": list(stb)})
 
-        def system(self, cmd: str) -> None:  # type: ignore[override]
-            self.user_ns["_exit_code"] = _system(worker, self.var_expand(cmd, depth=1))
+        def system(self, cmd: str) -> None:
+            expanded: str = self.var_expand(cmd, depth=1)  # type: ignore[no-untyped-call]
+            self.user_ns["_exit_code"] = _system(worker, expanded)
 
         def ask_exit(self) -> None:
             print("exit() is ignored in the sandbox; use the kernel's restart to start over.")
@@ -557,12 +558,12 @@ def main() -> None:
     link = Link(rfd, wfd)
     signal.signal(signal.SIGINT, link.on_sigint)
     worker = Worker(link)
-    sys.stdout = worker.stdout  # type: ignore[assignment]
-    sys.stderr = worker.stderr  # type: ignore[assignment]
+    sys.stdout = worker.stdout
+    sys.stderr = worker.stderr
     builtins.input = worker.input
     from IPython.core import page
 
-    page.page = worker.page
+    page.page = worker.page  # type: ignore[assignment]
     getpass.getpass = lambda prompt="Password: ", stream=None: worker.input(prompt, True)
     os.register_at_fork(after_in_child=worker.after_fork_in_child)
     worker.flusher.start()

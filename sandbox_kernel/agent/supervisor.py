@@ -41,6 +41,16 @@ def _num(value: Any, lo: float, hi: float) -> float | None:
     return float(value)
 
 
+def read_ready(fd: int, size: int = 1 << 20) -> bytes | None:
+    """A non-blocking read: the bytes, b"" at end of file (or error), None if nothing yet."""
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
 def _float_env(name: str) -> float | None:
     try:
         return float(os.environ.get(name, ""))
@@ -138,12 +148,9 @@ class Supervisor:
         self.flush_outbox(w)
 
     def on_worker_events(self, fd: int, w: Worker) -> None:
-        try:
-            data = os.read(fd, 1 << 20)
-        except BlockingIOError:
+        data = read_ready(fd)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.sel.unregister(fd)
             if w.pidfd is None:
@@ -201,12 +208,9 @@ class Supervisor:
     def drain_output(self, fd: int, w: Worker) -> None:
         name = w.output_fds().get(fd, "stdout")
         while True:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
+            data = read_ready(fd, 65536)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             if not data:
                 try:
                     self.sel.unregister(fd)
@@ -462,12 +466,9 @@ class Supervisor:
             self.sel.register(c.pidfd, selectors.EVENT_READ, (self.on_command_exit, c))
 
     def on_command_output(self, fd: int, c: Command) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
+        data = read_ready(fd, 65536)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.sel.unregister(fd)
             c.open_fds.discard(fd)
@@ -570,12 +571,9 @@ class Supervisor:
 
     # ----- requests ------------------------------------------------------------------------
     def on_stdin(self, fd: int, _: object) -> None:
-        try:
-            data = os.read(fd, 1 << 20)
-        except BlockingIOError:
+        data = read_ready(fd)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.stopping = True
             return

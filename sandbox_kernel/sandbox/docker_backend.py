@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import docker
 import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
+
+import docker
 
 from ..agent.protocol import PROTOCOL_VERSION
 from ..errors import EngineUnavailable, ImageMissing, SandboxError, SessionGone
