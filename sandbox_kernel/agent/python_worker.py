@@ -242,8 +242,9 @@ class ChildReaper:
         """Reap now and on every SIGCHLD while idle; leave children alone while a cell runs."""
         current = signal.getsignal(signal.SIGCHLD)
         if idle and current in (signal.SIG_DFL, None):
-            self._on_sigchld(signal.SIGCHLD, None)
+            # Handler first, then reap: a child exiting in between is not missed.
             signal.signal(signal.SIGCHLD, self._on_sigchld)
+            self._on_sigchld(signal.SIGCHLD, None)
         elif not idle and current == self._on_sigchld:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
