@@ -14,6 +14,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from .accounting import record
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     kernel = nb.metadata.get("kernelspec", {}).get("name", "sandbox")
     print(f"Running {source} with kernel '{kernel}' (every cell runs in a Docker sandbox)...")
     t0 = time.perf_counter()
-    client = NotebookClient(nb, kernel_name=kernel, timeout=600,
+    client = NotebookClient(nb, kernel_name=kernel, timeout=600, on_cell_executed=record,
                             resources={"metadata": {"path": str(source.parent)}})
     try:
         client.execute()
@@ -40,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         outputs = cell.get("outputs", [])
         kinds = sorted({o.get("output_type", "?") for o in outputs})
         first = cell.source.splitlines()[0] if cell.source else ""
-        verdict = cell.metadata.get("execution", {}) and ""
-        print(f"  [{i:2}] {first[:48]:<48} -> {', '.join(kinds) or 'no output'}{verdict}")
+        figures = cell.metadata.get("sandbox", {})
+        verdict = figures.get("verdict", "?")
+        peak = figures.get("peak_memory")
+        cost = f" {peak / 2**20:.0f} MB peak" if peak else ""
+        print(f"  [{i:2}] {first[:44]:<44} {verdict:<7}{cost:>12} -> "
+              f"{', '.join(kinds) or 'no output'}")
     print(f"Done in {time.perf_counter() - t0:.1f} s. Executed notebook: {target}")
     return 0
 
