@@ -58,8 +58,9 @@ class Executor:
         self.kernel.last_cell = {"verdict": "ok", "wall_seconds": result.duration_ms / 1000}
         if result.timed_out:
             self.kernel.last_cell["verdict"] = "timeout"
-            return self.kernel.publish_error("TimeoutError", f"cell timed out after "
-                                      f"{session.limits.timeout:g} s; its processes were killed")
+            return self.kernel.publish_error(
+                "TimeoutError",
+                f"cell timed out after {session.limits.timeout:g} s; its processes were killed")
         if result.oom_killed:
             self.kernel.last_cell["verdict"] = "oom"
             return self.kernel.publish_error("MemoryError", self._oom_text(session))
@@ -68,15 +69,15 @@ class Executor:
         if result.exit_code != 0 and not streamed and result.stderr:
             # e.g. the shell could not even start (no pids left): say why, not just "127"
             self.kernel.stream("stderr", result.stderr if result.stderr.endswith("\n")
-                        else result.stderr + "\n")
+                               else result.stderr + "\n")
         if result.exit_code != 0:
             self.kernel.last_cell["verdict"] = "error"
-            return self.kernel.publish_error("CalledProcessError",
-                                      f"the shell exited with status {result.exit_code}")
+            return self.kernel.publish_error(
+                "CalledProcessError", f"the shell exited with status {result.exit_code}")
         return {"status": "ok"}
 
     async def run_code(self, session: Session, cell: Code, silent: bool, store_history: bool,
-                        user_expressions: dict[str, Any], allow_stdin: bool) -> dict[str, Any]:
+                       user_expressions: dict[str, Any], allow_stdin: bool) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -87,7 +88,7 @@ class Executor:
                           execution_count=None if silent else self.kernel.execution_count,
                           allow_stdin=allow_stdin, silent=silent, store_history=store_history,
                           user_expressions=user_expressions)
-        self.kernel._run = run
+        self.kernel.current_run = run
         state = _CellState(cap=session.limits.output)
         input_task: asyncio.Task[None] | None = None
         deadline = time.monotonic() + (run.hard_timeout or 1e9)
@@ -110,7 +111,7 @@ class Executor:
                     continue
                 self._publish_frame(frame, state, silent)
         finally:
-            self.kernel._run = None
+            self.kernel.current_run = None
             if input_task is not None:
                 input_task.cancel()
             session.touch(busy=-1)
@@ -243,7 +244,7 @@ class Executor:
             err = state.error or {"ename": "SandboxError", "evalue": result.message or
                                   result.verdict, "traceback": []}
             reply.update(status="error", **err)
-        self.kernel._cell_output = state.result_text
+        self.kernel.cell_output = state.result_text
         return reply
 
     def _clean_expressions(self, raw: Any) -> dict[str, Any]:

@@ -57,9 +57,9 @@ class SandboxKernel(Kernel):
         self._busy = False
         self._last_activity = time.monotonic()
         self._notice: str | None = None
-        self._run: Run | None = None
+        self.current_run: Run | None = None
         self._history: list[tuple[int, int, str, str]] = []
-        self._cell_output = ""
+        self.cell_output = ""
         self._allow_stdin = False
         self._python_version = "3.11"
         self._node_version = "22"
@@ -204,7 +204,7 @@ class SandboxKernel(Kernel):
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         """SIGINT from the frontend (or interrupt_request): interrupt the sandboxed cell."""
-        run = self._run
+        run = self.current_run
         if run is None:
             return
         loop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
@@ -240,7 +240,7 @@ class SandboxKernel(Kernel):
                          cell_id: Any = None) -> dict[str, Any]:
         self._busy = True
         self.last_cell = {}
-        self._cell_output = ""
+        self.cell_output = ""
         self._allow_stdin = allow_stdin
         try:
             reply = await self._execute(code, silent, store_history, user_expressions or {},
@@ -260,7 +260,7 @@ class SandboxKernel(Kernel):
         if not self.last_cell:
             self.last_cell = {"verdict": "ok" if reply.get("status") == "ok" else "error"}
         if store_history and not silent:
-            self._history.append((1, self.execution_count, code, self._cell_output))
+            self._history.append((1, self.execution_count, code, self.cell_output))
         reply.setdefault("execution_count", self.execution_count)
         reply.setdefault("payload", [])
         reply.setdefault("user_expressions", {})
