@@ -12,6 +12,7 @@ import base64
 import binascii
 import math
 import os
+import select
 import selectors
 import signal
 import sys
@@ -83,6 +84,7 @@ class Supervisor:
         claim = _num(_float_env("SANDBOX_AGENT_CLAIM_TIMEOUT"), 1, 10**7)
         self.claim_deadline = time.monotonic() + claim if claim else None
         self.oom_seen = self.cgroup.oom_kills()  # refreshed by samples and after deaths
+        self.last_memory = self.cgroup.memory_usage()
 
     # ----- output to the host -------------------------------------------------------------
     def send(self, frame: dict[str, Any]) -> None:
@@ -330,11 +332,16 @@ class Supervisor:
         self.to_worker(w, fwd)
 
     def finish_run(self, w: Worker, run: Run, frame: dict[str, Any]) -> None:
-        for fd in list(w.output_fds()):
+        pending, _, _ = select.select(list(w.output_fds()), [], [], 0)
+        for fd in pending:  # fd-level output written before `done` goes out before it
             self.drain_output(fd, w)
         w.run = None
-        if not run.peak_memory:  # a cell shorter than one tick: take its one reading now
-            run.peak_memory = self.cgroup.memory_usage()
+        if not run.peak_memory:
+            # A cell shorter than one tick was never sampled: read now unless it was so short
+            # that the last reading (at most one cell old) says as much, and costs nothing.
+            if time.monotonic() - run.started >= 0.02:
+                self.last_memory = self.cgroup.memory_usage()
+            run.peak_memory = self.last_memory
         status = "error" if frame.get("status") != "ok" else "ok"
         verdict = run.verdict or ("interrupted" if run.interrupted and status == "error"
                                   else status)
@@ -409,6 +416,7 @@ class Supervisor:
             self.escalate(w, run, DEFAULT_GRACE)
         sample = self.cgroup.sample()
         self.oom_seen = sample.oom_kills
+        self.last_memory = sample.memory_usage
         run.peak_memory = max(run.peak_memory, sample.memory_usage)
         limit = sample.memory_limit
         if limit and not run.warned_memory and sample.memory_usage > 0.9 * limit:
