@@ -106,14 +106,10 @@ class SandboxKernel(Kernel):
             "implementation_version": self.implementation_version,
             "language_info": self.language_info,
             "banner": self.banner,
-            "help_links": self.help_links,
+            "help_links": [],
             "supported_features": ["kernel subshells"] if self._supports_kernel_subshells
             else [],
         }
-
-    @property
-    def help_links(self) -> list[dict[str, str]]:  # type: ignore[override]
-        return [{"text": "sandbox-kernel magics", "url": "https://pypi.org/project/sandbox-kernel/"}]
 
     # ----- the sandbox's life -------------------------------------------------------------
     def start(self) -> None:
