@@ -13,9 +13,8 @@ from typing import Any
 
 from ipykernel.kernelapp import IPKernelApp
 from jupyter_core.paths import jupyter_config_path
-from traitlets import List, Type, Unicode, default
+from traitlets import Type, Unicode
 
-from ..errors import SandboxError
 from .config import Sandbox
 from .kernel import SandboxKernel
 from .launcher import Launcher
@@ -28,29 +27,21 @@ class SandboxKernelApp(IPKernelApp):
     description = "A Jupyter kernel that runs every cell in a hardened Docker sandbox."
     kernel_class = Type(SandboxKernel, help="The kernel class to launch.").tag(config=True)
     classes = [*IPKernelApp.classes, SandboxKernel, Sandbox]
-    config_file_paths = List(Unicode())
     launcher: Launcher | None = None
 
-    @default("config_file_paths")
-    def _jupyter_config_dirs(self) -> list[str]:
-        return list(jupyter_config_path())
-
-    def init_profile_dir(self) -> None:
-        super().init_profile_dir()
-        self.config_file_paths = list(jupyter_config_path())
-
     def init_config_files(self) -> None:
-        """Only Jupyter's config directories; never the working directory or a profile."""
+        """Only Jupyter's config directories; never the working directory or a profile.
+
+        Runs after init_profile_dir (which would add the IPython profile) and before the
+        config files are loaded, so this list is the whole search path.
+        """
         self.config_file_paths = list(jupyter_config_path())
 
     def init_connection_file(self) -> None:
         """The configuration is loaded by now: start the sandbox while ipykernel sets up."""
         logging.captureWarnings(True)  # library warnings go to the kernel's log, not cells
         self.launcher = Launcher(Sandbox(parent=self))
-        try:
-            self.launcher.start()
-        except SandboxError as exc:
-            self.log.warning("sandbox start deferred to the first cell: %s", exc)
+        self.launcher.start()  # in a thread: errors surface at the first cell
         super().init_connection_file()
 
 

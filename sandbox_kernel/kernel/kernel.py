@@ -114,16 +114,12 @@ class SandboxKernel(Kernel):
     # ----- the sandbox's life -------------------------------------------------------------
     def start(self) -> None:
         super().start()
-        self._start_session()
+        self.launcher.start()  # no-op if the app already started it
         idle = self.settings.idle_timeout
         if idle > 0:
             every = max(0.25, min(60.0, idle / 4)) * 1000
             self._idle_timer = PeriodicCallback(self._check_idle, every)
             self._idle_timer.start()
-
-    def _start_session(self) -> None:
-        """Begin creating the sandbox now, so that the first cell does not wait for it."""
-        self.launcher.start()
 
     async def sandbox(self) -> Session:
         """The live sandbox, created or replaced as needed (with a notice for the user)."""
@@ -155,15 +151,12 @@ class SandboxKernel(Kernel):
         """The sandbox if it is up, without waiting or creating one."""
         return self.launcher.current()
 
-    def _discard(self, session: Session) -> None:
-        self.launcher.discard(session)
-
     async def restart_sandbox(self, notice: str | None = None) -> Session:
         """Throw the sandbox away and start a fresh, empty one."""
         old = self.current_session()
         self.launcher.forget()
         if old is not None:
-            await asyncio.to_thread(self._discard, old)
+            await asyncio.to_thread(self.launcher.discard, old)
         self._notice = notice
         return await self.sandbox()
 
@@ -179,7 +172,7 @@ class SandboxKernel(Kernel):
         span = f"{minutes:.0f} min" if minutes >= 1 else f"{idle:.0f} s"
         self._notice = f"[sandbox] the sandbox was reclaimed after {span} idle; state was reset"
         self.log.info("reclaiming idle sandbox %s after %.0f s", session.session_id, idle)
-        threading.Thread(target=self._discard, args=(session,), daemon=True).start()
+        threading.Thread(target=self.launcher.discard, args=(session,), daemon=True).start()
 
     def _close_all(self) -> None:
         if self._idle_timer is not None:

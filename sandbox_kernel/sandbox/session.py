@@ -291,7 +291,9 @@ class Session:
         self._content(self._request("restart", lang=lang, timeout=15))
 
     def set_env(self, env: dict[str, str | None]) -> None:
-        self._checked(self._request("set_env", env=env, timeout=15))
+        content = self._content(self._request("set_env", env=env, timeout=15))
+        if content.get("status") != "ok":
+            raise UsageError(_str(content.get("message"), 500) or "cannot set the environment")
 
     # ----- files --------------------------------------------------------------------------
     def _checked(self, frame: Frame) -> dict[str, Any]:
