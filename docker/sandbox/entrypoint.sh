@@ -1,6 +1,7 @@
 #!/bin/bash
-# Container entrypoint: apply limits.conf, prepare the per-session home on tmpfs, log what
-# was applied, then hand the process over to the agent (which speaks on stdin/stdout).
+# Container entrypoint: apply limits.conf, log what was applied, then hand the process over
+# to the agent (which speaks on stdin/stdout, and drops root at once). The worker makes
+# the per-session home on tmpfs itself, since it owns it.
 set -eu
 here=/opt/sandbox-kernel
 
@@ -16,11 +17,7 @@ while read -r _domain _type item value; do
   esac
 done < <(grep -Ev '^[[:space:]]*(#|$)' "$here/limits.conf")
 
-export HOME=/tmp/home
-mkdir -p "$HOME/.config/matplotlib" "$HOME/.ipython"
-cp -r /opt/sandbox-kernel/mplconfig/. "$HOME/.config/matplotlib/" 2>/dev/null || true
-export MPLCONFIGDIR="$HOME/.config/matplotlib" IPYTHONDIR="$HOME/.ipython"
-
 log "agent protocol ${SANDBOX_AGENT_PROTOCOL:-?}; core=$(ulimit -c) fsize=$(ulimit -f)KB nofile=$(ulimit -n)"
 cd "$here"
-exec /opt/venv/bin/python -E -s -m sandbox_kernel.agent
+# -S: no .pth file of any installed package ever runs in the agent
+exec /opt/venv/bin/python -E -s -S -m sandbox_kernel.agent

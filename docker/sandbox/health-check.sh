@@ -7,7 +7,7 @@ set -uo pipefail
 cid="${1:?usage: health-check.sh CONTAINER [THRESHOLD]}"
 threshold="${2:-95}"
 probe() {
-  docker exec "$cid" /opt/venv/bin/python -m sandbox_kernel.agent.cgroup 2>/dev/null
+  docker exec "$cid" /opt/venv/bin/python -m sandbox_kernel.agent.measure 2>/dev/null
 }
 a=$(probe) || { echo "UNHEALTHY: container $cid is not running"; exit 2; }
 sleep 0.5

@@ -12,11 +12,8 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-ROOTS = ("/sandbox", "/tmp")
-DEFAULT_ROOT = "/sandbox"
 MAX_LIST_ENTRIES = 10_000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -39,6 +36,23 @@ def _from_oserror(exc: OSError, path: str) -> FileOpError:
     return FileOpError(code, f"{path}: {os.strerror(exc.errno or errno.EIO)}")
 
 
+def _mapping() -> dict[str, str]:
+    """Where each root really is: itself, or what the host set (the local backend's
+    SANDBOX_AGENT_ROOTS="/sandbox=/real/dir:/tmp=/other/dir")."""
+    pairs = (item.partition("=") for item in os.environ.get("SANDBOX_AGENT_ROOTS", "").split(":"))
+    found = {v: r for v, _, r in pairs if v.startswith("/") and r.startswith("/")}
+    return found or {"/sandbox": "/sandbox", "/tmp": "/tmp"}
+
+
+def allowed_roots() -> tuple[str, ...]:
+    """The writable roots as paths inside the sandbox: /sandbox and /tmp."""
+    return tuple(_mapping())
+
+
+def real_dir(root: str) -> str:
+    return _mapping().get(root, root)
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A path split into its allowed root and the components below it."""
@@ -48,15 +62,16 @@ class Resolved:
     parts: tuple[str, ...]
 
 
-def resolve(path: str, roots: tuple[str, ...] = ROOTS) -> Resolved:
+def resolve(path: str, roots: tuple[str, ...] | None = None) -> Resolved:
     """Check a user path lexically: relative paths live under /sandbox; no '..' anywhere."""
+    roots = roots or allowed_roots()
     if not isinstance(path, str) or path == "":
         raise FileOpError("EINVAL", "a path is required")
     if "\0" in path:
         raise FileOpError("EINVAL", "path contains a NUL byte")
     if len(path.encode("utf-8", "surrogateescape")) > 4096:
         raise FileOpError("ENAMETOOLONG", "path is longer than 4096 bytes")
-    full = path if path.startswith("/") else f"{DEFAULT_ROOT}/{path}"
+    full = path if path.startswith("/") else f"{roots[0]}/{path}"
     parts = [p for p in full.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise FileOpError("EACCES", f"{path}: '..' is not allowed in sandbox paths")
@@ -77,7 +92,7 @@ class _Walk:
         self.r = r
         self.fds: list[int] = []
         try:
-            self.fds.append(os.open(r.root, _DIR_FLAGS))
+            self.fds.append(os.open(real_dir(r.root), _DIR_FLAGS))
             for name in r.parts[:-1]:
                 if create_parents:
                     try:
@@ -167,24 +182,8 @@ def open_regular(path: str, max_bytes: int) -> tuple[int, int]:
     return fd, st.st_size
 
 
-def read_chunks(fd: int, size: int, max_bytes: int, chunk: int) -> Iterator[bytes]:
-    """Yield a file's bytes; stop at the cap even if the file grows while being read."""
-    sent = 0
-    try:
-        while sent < max_bytes:
-            data = os.read(fd, min(chunk, max_bytes - sent))
-            if not data:
-                return
-            sent += len(data)
-            yield data
-        if os.read(fd, 1):
-            raise FileOpError("EFBIG", f"file grew past the {max_bytes}-byte transfer cap")
-    finally:
-        os.close(fd)
-
-
-def write_bytes(path: str, data: bytes, append: bool, parents: bool) -> int:
-    """Write (or append) bytes to a regular file, creating it with mode 0644."""
+def open_for_write(path: str, append: bool, parents: bool) -> int:
+    """Open (creating, mode 0644) a regular file for writing; truncate unless appending."""
     r = resolve(path)
     if not r.parts:
         raise FileOpError("EISDIR", f"{r.display}: is a directory")
@@ -195,18 +194,10 @@ def write_bytes(path: str, data: bytes, append: bool, parents: bool) -> int:
             fd = os.open(w.name or "", flags, 0o644, dir_fd=w.dir_fd)
         except OSError as exc:
             raise _from_oserror(exc, r.display) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileOpError("EINVAL", f"{r.display}: is not a regular file")
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    except OSError as exc:
-        raise _from_oserror(exc, r.display) from None
-    finally:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-    return len(data)
+        raise FileOpError("EINVAL", f"{r.display}: is not a regular file")
+    return fd
 
 
 def list_dir(path: str, limit: int = MAX_LIST_ENTRIES) -> tuple[list[dict[str, object]], bool]:

@@ -12,30 +12,24 @@ const fs = require('fs');
 const path = require('path');
 const util = require('util');
 const vm = require('vm');
+const childProcess = require('child_process');
 const { Writable } = require('stream');
 const { createRequire } = require('module');
+const { Link, pieces } = require('./node_frames');
+const { classic, asyncWrapped, compile, IMPORT } = require('./node_compile');
+const { introspection } = require('./node_introspect');
+const { ProcessExit, catchExit, exitFrame, importer } = require('./node_process');
 
-const [RFD, WFD] = (process.env.SANDBOX_WORKER_FDS || '3,4').split(',').map(Number);
-delete process.env.SANDBOX_WORKER_FDS;
+require('./node_cpus');  // os.cpus() follows the CPU limit
+
+const link = new Link();
+const realExit = catchExit(process);
+const send = (frame) => link.send(frame);
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 64 * 1024;
 
-function send(frame) {
-  const data = Buffer.from(JSON.stringify(frame) + '\n', 'utf8');
-  let off = 0;
-  while (off < data.length) {
-    try {
-      off += fs.writeSync(WFD, data, off);
-    } catch (e) {
-      if (e.code !== 'EAGAIN') throw e;
-    }
-  }
-}
-
 // ----- output -------------------------------------------------------------------------
 let runId = 0;
-let budget = Infinity;
-let dropped = 0;
 const streams = {};
 
 class CellStream extends Writable {
@@ -47,10 +41,7 @@ class CellStream extends Writable {
     this.timer = null;
   }
   _write(chunk, enc, cb) {
-    let text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-    if (budget <= 0) { dropped += text.length; return cb(); }
-    if (text.length > budget) { dropped += text.length - budget; text = text.slice(0, budget); }
-    budget -= text.length;
+    const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
     // Keep stdout/stderr interleaving: the other stream's pending text goes first.
     const other = this === streams.stdout ? streams.stderr : streams.stdout;
     if (other && other.buf) other.flush();
@@ -59,13 +50,13 @@ class CellStream extends Writable {
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
     cb();
   }
-  flush() {
+  flush(id = runId) {
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     this.last = Date.now();
     if (!this.buf) return;
     const text = this.buf;
     this.buf = '';
-    send({ id: runId, type: 'stream', name: this.name, text });
+    for (const piece of pieces(text)) send({ id, type: 'stream', name: this.name, text: piece });
   }
 }
 streams.stdout = new CellStream('stdout');
@@ -77,6 +68,44 @@ function emit(frame) {
   frame.id = runId;
   send(frame);
 }
+
+// Processes a cell starts with inherited stdio write through this worker, tagged with the
+// cell that started them: what they print after that cell ended is dropped by the agent.
+function relayed(options, id) {
+  const stdio = options && options.stdio;
+  const inherit = (s) => s === 'inherit' || s === process.stdout || s === process.stderr ||
+    s === 1 || s === 2;
+  if (stdio === 'inherit') return { ...options, stdio: ['inherit', 'pipe', 'pipe'], _relay: [1, 2], _id: id };
+  if (Array.isArray(stdio)) {
+    const copy = stdio.slice();
+    const relay = [];
+    for (const i of [1, 2]) if (inherit(copy[i])) { copy[i] = 'pipe'; relay.push(i); }
+    return relay.length ? { ...options, stdio: copy, _relay: relay, _id: id } : options;
+  }
+  return options;
+}
+
+function relayChild(child, options) {
+  if (!options || !options._relay) return child;
+  for (const i of options._relay) {
+    const name = i === 1 ? 'stdout' : 'stderr';
+    const pipe = i === 1 ? child.stdout : child.stderr;
+    if (!pipe) continue;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (text) => {
+      for (const piece of pieces(text)) send({ id: options._id, type: 'stream', name, text: piece });
+    });
+  }
+  return child;
+}
+
+const originalSpawn = childProcess.spawn;
+childProcess.spawn = function spawn(command, args, options) {
+  if (!Array.isArray(args) && args && typeof args === 'object') { options = args; args = []; }
+  const opts = relayed(options, runId);
+  const { _relay, _id, ...clean } = opts || {};
+  return relayChild(originalSpawn.call(this, command, args || [], clean), opts);
+};
 
 // ----- the context --------------------------------------------------------------------
 const cellConsole = new console.Console({ stdout: streams.stdout, stderr: streams.stderr });
@@ -96,7 +125,7 @@ const context = vm.createContext({
   TextEncoder, TextDecoder, setTimeout, clearTimeout, setInterval, clearInterval,
   setImmediate, clearImmediate, queueMicrotask, structuredClone, fetch: globalThis.fetch,
   AbortController, performance, display, module: { exports: {} }, __dirname: process.cwd(),
-  __filename: path.join(process.cwd(), '[cell]'),
+  __filename: path.join(process.cwd(), '[cell]'), [IMPORT]: importer(userRequire, process.cwd()),
 });
 
 function inspectValue(value) {
@@ -105,60 +134,11 @@ function inspectValue(value) {
     : util.inspect(value, { depth: 4, maxArrayLength: 200, breakLength: 100 });
 }
 
-// ----- cell transforms ----------------------------------------------------------------
-const IDENT = '[A-Za-z_$][\\w$]*';
-const STATEMENT_START = /^(?:(?:let|const|var|function|async\s+function|class|if|for|while|do|try|switch|return|throw|import|export|break|continue)\b|[}\])]|\/\/|\/\*|\*)/;
-
-function classic(code) {
-  return code
-    .replace(new RegExp(`^(let|const)(\\s+)`, 'gm'), 'var$2')
-    .replace(new RegExp(`^class\\s+(${IDENT})`, 'gm'), 'var $1 = class $1');
-}
-
-function asyncWrapped(code, withResult = true) {
-  let body = code
-    .replace(new RegExp(`^(?:let|const|var)\\s+(${IDENT})\\s*;?\\s*$`, 'gm'), '$1 = undefined;')
-    .replace(new RegExp(`^(?:let|const|var)\\s+(${IDENT})\\s*=`, 'gm'), '$1 =')
-    .replace(new RegExp(`^(?:let|const)(\\s+[[{])`, 'gm'), 'var$1')
-    .replace(new RegExp(`^(async\\s+)?function(\\s*\\*?\\s*)(${IDENT})`, 'gm'),
-      '$3 = $1function$2$3')
-    .replace(new RegExp(`^class\\s+(${IDENT})`, 'gm'), '$1 = class $1');
-  const lines = body.split('\n');
-  let last = lines.length - 1;
-  while (last >= 0 && lines[last].trim() === '') last--;
-  if (withResult && last >= 0) {
-    const line = lines[last];
-    const prev = last > 0 ? lines[last - 1].trimEnd() : '';
-    const continues = /[,([+\-*/%=&|?:.!<>~^]$/.test(prev) || /^[.([+\-*/%=&|?:,]/.test(line);
-    const startsStatement = last === 0 || !continues;
-    if (startsStatement && !/^\s/.test(line) && !STATEMENT_START.test(line)) {
-      lines[last] = `return (${line.replace(/;\s*$/, '')});`;
-    }
-  }
-  body = lines.join('\n');
-  return `(async () => {${body}\n})()`;
-}
-
-function compile(code, filename) {
-  try {
-    return { script: new vm.Script(classic(code), { filename }), async: false };
-  } catch (e) {
-    if (!(e instanceof SyntaxError) || !/await is only valid|Unexpected reserved word/.test(
-      e.message) || !/\bawait\b/.test(code)) throw e;
-    try {
-      return { script: new vm.Script(asyncWrapped(code), { filename }), async: true };
-    } catch (e2) {
-      // The last line was not one expression (e.g. `await a(); b()`): run it without a result.
-      if (!(e2 instanceof SyntaxError)) throw e2;
-      return { script: new vm.Script(asyncWrapped(code, false), { filename }), async: true };
-    }
-  }
-}
-
 // ----- running cells ------------------------------------------------------------------
 let pending = null; // the current async cell: { settle(status) }
 
 function errorFrame(e) {
+  if (e instanceof ProcessExit) return exitFrame(e);
   if (e instanceof Error || (e && typeof e === 'object' && 'stack' in e)) {
     const interrupted = /Script execution was interrupted/.test(String(e.message));
     if (interrupted) {
@@ -166,7 +146,7 @@ function errorFrame(e) {
                traceback: ['KeyboardInterrupt: the cell was interrupted'] };
     }
     const stack = String(e.stack || `${e.name}: ${e.message}`).split('\n')
-      .filter((l) => !/node_runner\.js|node:internal|node:events|node:vm|ReadStream/.test(l));
+      .filter((l) => !/node_(?:runner|process|compile)\.js|node:internal|node:events|node:vm|ReadStream/.test(l));
     return { type: 'error', ename: String(e.name || 'Error'), evalue: String(e.message),
              traceback: stack };
   }
@@ -174,14 +154,21 @@ function errorFrame(e) {
            traceback: [`Uncaught ${util.inspect(e)}`] };
 }
 
-let cpuStart = process.cpuUsage();
+// A sync that arrives while an async cell is still pending is answered when it ends: the
+// agent believes `done` only once the request loop answers the sync sent with the run.
+let waitingSyncs = [];
 
 function finish(req, status) {
   flushAll();
   pending = null;
-  const cpu = process.cpuUsage(cpuStart);
-  send({ id: req.id, type: 'done', status, dropped_chars: dropped,
-         cpu_seconds: (cpu.user + cpu.system) / 1e6 });
+  send({ id: req.id, type: 'done', status, user_expressions: {} });
+  const syncs = waitingSyncs;
+  waitingSyncs = [];
+  for (const s of syncs) reply(s, {});
+}
+
+function sync(req) {
+  if (pending) waitingSyncs.push(req); else reply(req, {});
 }
 
 function showResult(req, value) {
@@ -191,14 +178,12 @@ function showResult(req, value) {
 }
 
 function run(req) {
+  streams.stdout.flush();
+  streams.stderr.flush();
   runId = req.id;
-  budget = typeof req.output_cap === 'number' && req.output_cap > 0 ? req.output_cap : Infinity;
-  dropped = 0;
   // A cell's first output goes out at once, even if the cell then blocks the event loop.
   streams.stdout.last = 0;
   streams.stderr.last = 0;
-  process.env.SANDBOX_TASK = `cell-${req.id}`;
-  cpuStart = process.cpuUsage();
   let compiled;
   const filename = `[${req.execution_count || req.id}]`;
   try {
@@ -241,6 +226,8 @@ process.on('SIGINT', () => {
   }
 });
 process.on('uncaughtException', (e) => {
+  if (e instanceof ProcessExit && pending) return pending.settle('error', exitFrame(e));
+  if (e instanceof ProcessExit) return streams.stderr.write(`${e.message} after its cell ended: ignored\n`);
   streams.stderr.write(`Uncaught ${String(e && e.stack || e)}\n`);
 });
 process.on('unhandledRejection', (e) => {
@@ -248,61 +235,16 @@ process.on('unhandledRejection', (e) => {
 });
 
 // ----- introspection and variables ----------------------------------------------------
-function reply(req, content) {
-  send({ id: req.id, type: 'reply', content });
+function reply(req, body) {
+  send({ id: req.id, type: 'reply', status: 'ok', body });
 }
 
-function lookup(dotted) {
-  let obj = context;
-  for (const part of dotted.split('.')) {
-    if (obj === null || obj === undefined) return undefined;
-    obj = part in Object(obj) ? obj[part] : vm.runInContext(
-      `typeof ${part} === 'undefined' ? undefined : ${part}`, context);
-    if (obj === undefined) return undefined;
-  }
-  return obj;
+function fail(req, message) {
+  send({ id: req.id, type: 'reply', status: 'error', code: 'EINVAL',
+         message: String(message).slice(0, 2000) });
 }
 
-function propertyNames(obj) {
-  const names = new Set();
-  for (let o = Object(obj); o; o = Object.getPrototypeOf(o)) {
-    for (const n of Object.getOwnPropertyNames(o)) names.add(n);
-  }
-  return [...names].filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
-}
-
-function complete(req) {
-  const code = String(req.code || '');
-  const pos = Number.isInteger(req.cursor_pos) ? req.cursor_pos : code.length;
-  const m = /(?:([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\.)?([\w$]*)$/.exec(code.slice(0, pos));
-  const prefix = m ? m[2] : '';
-  let names;
-  if (m && m[1]) {
-    const obj = lookup(m[1]);
-    names = obj === undefined || obj === null ? [] : propertyNames(obj);
-  } else {
-    names = [...new Set([...Object.getOwnPropertyNames(context),
-      ...vm.runInContext('Object.getOwnPropertyNames(globalThis)', context)])];
-  }
-  const matches = names.filter((n) => n.startsWith(prefix)).sort().slice(0, 500);
-  reply(req, { status: 'ok', matches, cursor_start: pos - prefix.length, cursor_end: pos,
-               metadata: {} });
-}
-
-function inspect(req) {
-  const code = String(req.code || '');
-  const pos = Number.isInteger(req.cursor_pos) ? req.cursor_pos : code.length;
-  const left = /[\w$.]*$/.exec(code.slice(0, pos))[0];
-  const right = /^[\w$]*/.exec(code.slice(pos))[0];
-  const name = (left + right).replace(/^\.+|\.+$/g, '');
-  let value;
-  try { value = name ? lookup(name) : undefined; } catch { value = undefined; }
-  if (value === undefined) return reply(req, { status: 'ok', found: false, data: {}, metadata: {} });
-  const head = typeof value === 'function'
-    ? String(value).split('\n')[0].slice(0, 300) : util.inspect(value, { depth: 2 });
-  reply(req, { status: 'ok', found: true, metadata: {},
-               data: { 'text/plain': `${name}: ${typeof value}\n${head}` } });
-}
+const { complete, inspect, lookup } = introspection(context, reply);
 
 function isComplete(req) {
   const code = String(req.code || '');
@@ -325,18 +267,18 @@ function getVar(req) {
     if (value === undefined) throw new Error(`${req.name} is not defined in Node`);
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`${req.name} is not JSON-serialisable`);
-    reply(req, { status: 'ok', json });
+    reply(req, { json });
   } catch (e) {
-    reply(req, { status: 'error', message: String(e.message || e) });
+    fail(req, e.message || e);
   }
 }
 
 function setVar(req) {
   try {
     context[String(req.name)] = JSON.parse(String(req.json));
-    reply(req, { status: 'ok' });
+    reply(req, {});
   } catch (e) {
-    reply(req, { status: 'error', message: String(e.message || e) });
+    fail(req, e.message || e);
   }
 }
 
@@ -344,33 +286,18 @@ function setEnv(req) {
   for (const [k, v] of Object.entries(req.env || {})) {
     if (v === null) delete process.env[k]; else process.env[k] = String(v);
   }
-  if (req.id) reply(req, { status: 'ok' });
 }
 
 // ----- the request loop ---------------------------------------------------------------
 const handlers = { run, complete, inspect, is_complete: isComplete, get_var: getVar,
-                   set_var: setVar, set_env: setEnv };
-let inbuf = '';
-const input = fs.createReadStream(null, { fd: RFD, encoding: 'utf8', highWaterMark: 65536 });
-input.on('data', (chunk) => {
-  inbuf += chunk;
-  let nl;
-  while ((nl = inbuf.indexOf('\n')) >= 0) {
-    const line = inbuf.slice(0, nl);
-    inbuf = inbuf.slice(nl + 1);
-    let req;
-    try { req = JSON.parse(line); } catch { continue; }
-    const handler = req && handlers[req.type];
-    if (!handler) continue;
-    try {
-      handler(req);
-    } catch (e) {
-      if (req.type === 'run') { emit(errorFrame(e)); finish(req, 'error'); }
-      else reply(req, { status: 'error', message: String(e && e.message || e) });
-    }
+                   set_var: setVar, set_env: setEnv, sync };
+link.listen((req) => {
+  try {
+    handlers[req.type](req);
+  } catch (e) {
+    if (req.type === 'run') { emit(errorFrame(e)); finish(req, 'error'); }
+    else if (req.type !== 'set_env' && req.type !== 'input_reply') fail(req, e && e.message || e);
   }
-});
-input.on('end', () => process.exit(0));
+}, () => realExit(0));
 
-try { fs.writeFileSync('/proc/self/oom_score_adj', '1000'); } catch { /* not Linux */ }
-send({ id: 0, type: 'log', message: 'node worker ready', node: process.version });
+send({ id: 0, type: 'ready', version: process.version });

@@ -1,225 +1,288 @@
-"""Child processes of the agent: interpreter workers and one-shot shell commands.
+"""Interpreter worker processes: started as the worker uid, fed requests, read for events.
 
-Both are plain records of pipes and pids; the supervisor's event loop owns all policy.
+A worker is untrusted: its frames are checked against the contract and only those the
+agent expects are used. Each Python cell gets fresh pipes for its events and for the fd-level
+output of everything it starts (passed with SCM_RIGHTS), so output from a process a cell
+left running can never be taken for a later cell's (docs/architecture.md, "Attribution").
 """
 
 from __future__ import annotations
 
-import codecs
-import fcntl
+import array
+import asyncio
+import functools
 import os
 import signal
-import subprocess
-import sys
-import time
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import procs
-from .protocol import LineBuffer
+from .frames import Frame, FrameError, FrameReader, encode
+from .privilege import Identity, as_worker
+from .protocol import WORKER_EVENTS
+from .spawn import PKG_PARENT, spawn, widen
 
-_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _raise_oom_score(pid: int) -> None:
-    """Make the OOM killer pick user processes before the agent (raising needs no privilege)."""
-    try:
-        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
-            f.write("1000")
-    except OSError:
-        pass
-
-
-def widen_pipe(fd: int, size: int = 1 << 20) -> None:
-    """Let a big output frame pass in one write instead of 16 handoffs of 64 KiB."""
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
-    except (AttributeError, OSError):
-        pass
-
-
-def decode_stream() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")("replace")
+#: Finished runs whose pipes a leftover process still holds; the oldest are closed past this.
+_MAX_STALE = 64
 
 
 @dataclass
-class Run:
-    """A cell running in a worker, with the limits the supervisor enforces on it."""
+class Pipes:
+    """The agent's read ends of one run's pipes (-1 once closed): events, stdout, stderr."""
 
-    id: int
-    started: float
-    deadline: float | None
-    cpu_budget: float | None
-    oom_start: int
-    output_cap: int
-    cpu_start: float | None = None  # the worker's CPU seconds when the cell began
-    verdict: str | None = None
-    interrupted: bool = False
-    kill_at: float | None = None
-    killed: bool = False
-    peak_memory: int = 0
-    warned_memory: bool = False
-    fd_chars: int = 0
-    fd_dropped: int = 0
-    timeout_s: float | None = None
-    cpu_s: float | None = None
+    events: int
+    stdout: int
+    stderr: int
+    reader: FrameReader = field(default_factory=lambda: FrameReader(WORKER_EVENTS))
+
+    def fds(self) -> list[int]:
+        return [fd for fd in (self.events, self.stdout, self.stderr) if fd >= 0]
 
 
-@dataclass
 class Worker:
-    """A persistent interpreter process and its four pipes."""
+    """One persistent interpreter: requests go down a pipe, frames come back up."""
 
-    kind: str
-    proc: subprocess.Popen[bytes]
-    req_w: int
-    ev_r: int
-    pidfd: int | None
-    outbox: bytearray = field(default_factory=bytearray)
-    events: LineBuffer = field(default_factory=LineBuffer)
-    decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
-    run: Run | None = None
-    last_run_id: int = 0
-    stderr_tail: bytearray = field(default_factory=bytearray)
-    ready: bool = False
-    exited: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @classmethod
-    def spawn(cls, kind: str, argv: list[str], env: dict[str, str], cwd: str) -> Worker:
-        req_r, req_w = os.pipe()
-        ev_r, ev_w = os.pipe()
-        widen_pipe(ev_w)
-        env = dict(env)
-        env["SANDBOX_WORKER_FDS"] = f"{req_r},{ev_w}"
-        env["PYTHONPATH"] = _PKG_PARENT
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(req_r, ev_w), start_new_session=True, cwd=cwd, env=env,
-        )
-        os.close(req_r)
-        os.close(ev_w)
-        for fd in (req_w, ev_r):
-            os.set_blocking(fd, False)
-        assert proc.stdout is not None and proc.stderr is not None
-        for stream in (proc.stdout, proc.stderr):
-            os.set_blocking(stream.fileno(), False)
-        _raise_oom_score(proc.pid)
-        w = cls(kind=kind, proc=proc, req_w=req_w, ev_r=ev_r, pidfd=_pidfd(proc.pid))
-        w.decoders = {proc.stdout.fileno(): decode_stream(), proc.stderr.fileno(): decode_stream()}
-        return w
-
-    def output_fds(self) -> dict[int, str]:
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        return {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr"}
-
-    def kill(self) -> None:
-        """Kill the worker and everything in its process group."""
-        procs.kill_group(self.proc.pid, signal.SIGKILL)
+    def __init__(self, kind: str, argv: list[str], env: dict[str, str], cwd: str,
+                 ident: Identity, on_frame: Callable[[Worker, Frame], None],
+                 on_output: Callable[[Worker, str, bytes], None],
+                 log: Callable[[str], None]) -> None:
+        self.kind = kind
+        self.on_frame = on_frame
+        self.on_output = on_output
+        self.log = log
+        self.loop = asyncio.get_running_loop()
+        with as_worker(ident):  # the worker's own (Node reopens them through /proc)
+            ctrl_r, self.ctrl_w = os.pipe()
+            self.reply_r, reply_w = os.pipe()
+        widen(reply_w)
+        passed = [ctrl_r, reply_w]
+        self.fd_sock: socket.socket | None = None
+        theirs: socket.socket | None = None
+        if kind == "python":
+            self.fd_sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            passed.append(theirs.fileno())
+        env = {**env, "SANDBOX_WORKER_FDS": ",".join(map(str, passed)),
+               "PYTHONPATH": PKG_PARENT}
         try:
-            self.proc.kill()
+            self.proc = spawn(argv, env, cwd, ident, tuple(passed))
+        finally:
+            for fd in (ctrl_r, reply_w):
+                os.close(fd)
+            if theirs is not None:
+                theirs.close()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.pid = self.proc.pid
+        self.stat = procs.StatFile(self.pid)
+        self.outbox = bytearray()
+        self.events = FrameReader(WORKER_EVENTS)
+        self.ready = False
+        self.exited = False
+        self.version = ""
+        self.stderr_tail = bytearray()
+        self.kill_reason = ""
+        self.current: Pipes | None = None
+        self.stale: list[Pipes] = []
+        # Our own copies: the Popen's file objects would close these numbers again when they
+        # are collected, by then perhaps another pipe's.
+        base = Pipes(-1, os.dup(self.proc.stdout.fileno()), os.dup(self.proc.stderr.fileno()))
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self.base = base
+        for fd in (self.ctrl_w, self.reply_r, *base.fds()):
+            os.set_blocking(fd, False)
+        self._watch(self.reply_r, self._on_reply_pipe)
+        for fd in base.fds():
+            self._watch(fd, functools.partial(self._on_output, base, fd))
+
+    # ----- requests -------------------------------------------------------------------
+    def send(self, frame: Frame) -> None:
+        self.send_all([frame])
+
+    def send_all(self, frames: list[Frame]) -> None:
+        if self.exited:
+            return
+        first = not self.outbox
+        for frame in frames:
+            self.outbox += encode(frame)
+        if first:
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            del self.outbox[: os.write(self.ctrl_w, self.outbox)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.outbox.clear()
+        if self.outbox:
+            self.loop.add_writer(self.ctrl_w, self._on_writable)
+
+    def _on_writable(self) -> None:
+        self.loop.remove_writer(self.ctrl_w)
+        self._flush()
+
+    def start_run(self, frame: Frame, after: Frame) -> None:
+        """Send a run with fresh pipes (Python), and `after` behind it in the same write."""
+        self.retire()
+        if self.fd_sock is None:
+            self.send_all([{**frame, "fds": 0}, after])
+            return
+        pairs = [os.pipe() for _ in range(3)]
+        for r, w in pairs:
+            widen(w)
+            os.set_blocking(r, False)
+        try:
+            self.fd_sock.sendmsg([b"R"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                           array.array("i", [w for _, w in pairs]))])
+        finally:
+            for _, w in pairs:
+                os.close(w)
+        pipes = Pipes(pairs[0][0], pairs[1][0], pairs[2][0])
+        self.current = pipes
+        self._watch(pipes.events, functools.partial(self._on_events, pipes))
+        for fd in (pipes.stdout, pipes.stderr):
+            self._watch(fd, functools.partial(self._on_output, pipes, fd))
+        self.send_all([{**frame, "fds": 3}, after])
+
+    def retire(self) -> None:
+        """The current run is over: its pipes are drained into nothing from now on."""
+        if self.current is not None:
+            self.stale.append(self.current)
+            self.current = None
+        while len(self.stale) > _MAX_STALE:
+            self._close(self.stale.pop(0))
+
+    def drain(self) -> None:
+        """Read what the current run's pipes already hold (output written before `done`)."""
+        pipes = self.current if self.current is not None else self.base
+        for fd in (pipes.stdout, pipes.stderr):
+            for _ in range(16):  # bounded: a process may still be writing
+                if fd < 0 or not self._on_output(pipes, fd):
+                    break
+
+    # ----- reading ----------------------------------------------------------------------
+    def _watch(self, fd: int, callback: Callable[[], object]) -> None:
+        self.loop.add_reader(fd, callback)
+
+    def pause(self, paused: bool) -> None:
+        """Stop (or restart) reading output while the host link is backed up."""
+        live = [self.current] if self.current is not None else []
+        for pipes in [self.base, *self.stale, *live]:  # stale ones too: late writers wait
+            for fd in pipes.fds():
+                if paused:
+                    self.loop.remove_reader(fd)
+                elif fd == pipes.events:
+                    self._watch(fd, functools.partial(self._on_events, pipes))
+                else:
+                    self._watch(fd, functools.partial(self._on_output, pipes, fd))
+
+    def _read(self, fd: int) -> bytes | None:
+        try:
+            return os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def _on_reply_pipe(self) -> None:
+        data = self._read(self.reply_r)
+        if data is None:
+            return
+        if not data:
+            self.loop.remove_reader(self.reply_r)
+            return
+        self._frames(self.events, data)
+
+    def _frames(self, reader: FrameReader, data: bytes) -> None:
+        if self.kill_reason:  # already condemned: the first breach is the one reported
+            return
+        try:
+            frames = reader.feed(data)
+        except FrameError as exc:
+            for frame in exc.frames:
+                self.on_frame(self, frame)
+            self.kill_reason = f"the {self.kind} interpreter sent an invalid frame ({exc})"
+            self.log(f"{self.kill_reason}; restarting it")
+            self.kill()
+            return
+        for frame in frames:
+            self.on_frame(self, frame)
+
+    def _on_events(self, pipes: Pipes) -> None:
+        data = self._read(pipes.events)
+        if data is None:
+            return
+        if not data:
+            self._close_fd(pipes, pipes.events)
+            return
+        if pipes is self.current:
+            self._frames(pipes.reader, data)
+
+    def _on_output(self, pipes: Pipes, fd: int) -> bool:
+        """Read once; True if bytes came. Output of a retired run is dropped."""
+        data = self._read(fd)
+        if data is None:
+            return False
+        if not data:
+            self._close_fd(pipes, fd)
+            return False
+        name = "stderr" if fd == pipes.stderr else "stdout"
+        if fd == self.base.stderr:
+            self.stderr_tail = (self.stderr_tail + data)[-4096:]
+        if pipes is self.current or (pipes is self.base and self.fd_sock is None):
+            self.on_output(self, name, data)
+        return True
+
+    def _close_fd(self, pipes: Pipes, fd: int) -> None:
+        try:
+            self.loop.remove_reader(fd)
+            os.close(fd)
+        except OSError:
+            pass
+        if fd == pipes.stdout:
+            pipes.stdout = -1
+        elif fd == pipes.stderr:
+            pipes.stderr = -1
+        elif fd == pipes.events:
+            pipes.events = -1
+        if pipes in self.stale and not pipes.fds():
+            self.stale.remove(pipes)
+
+    def _close(self, pipes: Pipes) -> None:
+        for fd in pipes.fds():
+            self._close_fd(pipes, fd)
+
+    # ----- ending ----------------------------------------------------------------------
+    def signal(self, sig: int) -> None:
+        try:
+            os.kill(self.pid, sig)
         except OSError:
             pass
 
+    def kill(self) -> None:
+        """SIGKILL the worker and its process group (its reaped exit is seen later)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.signal(signal.SIGKILL)
+
     def close(self) -> None:
-        for fd in (self.req_w, self.ev_r, self.pidfd):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def python_worker_argv() -> list[str]:
-    return [sys.executable, "-m", "sandbox_kernel.agent.python_worker"]
-
-
-def node_worker_argv(memory_limit: int | None) -> list[str]:
-    """Node with a V8 heap below the container's memory, so a heap bomb fails cleanly."""
-    runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_runner.js")
-    argv = ["node"]
-    if memory_limit:
-        argv.append(f"--max-old-space-size={max(32, int(memory_limit * 0.75) >> 20)}")
-    return [*argv, runner]
-
-
-@dataclass
-class Command:
-    """A one-shot shell command (the seed's executeCommand), tagged for complete cleanup."""
-
-    id: int
-    proc: subprocess.Popen[bytes]
-    token: str
-    started: float
-    deadline: float | None
-    oom_start: int
-    cap: int
-    stream: bool
-    pidfd: int | None
-    out: dict[int, bytearray] = field(default_factory=dict)
-    names: dict[int, str] = field(default_factory=dict)
-    dropped: int = 0
-    open_fds: set[int] = field(default_factory=set)
-    decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
-    exit_status: int | None = None
-    exited_at: float | None = None
-    timed_out: bool = False
-    interrupted: bool = False
-
-    @classmethod
-    def spawn(cls, cid: int, argv: list[str], env: dict[str, str], cwd: str,
-              timeout: float | None, cap: int, stream: bool, oom_start: int) -> Command:
-        token = f"cmd-{cid}-{os.urandom(4).hex()}"
-        env = dict(env)
-        env[procs.TASK_VAR] = token
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, cwd=cwd, env=env,
-        )
-        _raise_oom_score(proc.pid)
-        now = time.monotonic()
-        c = cls(id=cid, proc=proc, token=token, started=now,
-                deadline=now + timeout if timeout else None, oom_start=oom_start, cap=cap,
-                stream=stream, pidfd=_pidfd(proc.pid))
-        assert proc.stdout is not None and proc.stderr is not None
-        for s, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-            fd = s.fileno()
-            os.set_blocking(fd, False)
-            c.out[fd] = bytearray()
-            c.names[fd] = name
-            c.open_fds.add(fd)
-            c.decoders[fd] = decode_stream()
-        return c
-
-    def kill_all(self) -> None:
-        procs.kill_group(self.proc.pid, signal.SIGKILL)
-        procs.kill_tagged(self.token)
-
-    def result(self, oom_now: int) -> dict[str, Any]:
-        status = self.exit_status if self.exit_status is not None else -1
-        code = os.waitstatus_to_exitcode(status) if status >= 0 else -1
-        if code < 0:
-            code = 128 - code
-        texts = {self.names[fd]: buf.decode("utf-8", "replace") for fd, buf in self.out.items()}
-        return {
-            "exit_code": code,
-            "stdout": texts.get("stdout", ""),
-            "stderr": texts.get("stderr", ""),
-            "timed_out": self.timed_out,
-            "interrupted": self.interrupted,
-            "oom_killed": oom_now > self.oom_start,
-            "duration_ms": round(((self.exited_at or time.monotonic()) - self.started) * 1000, 3),
-            "dropped_bytes": self.dropped,
-        }
+        """After the process is reaped: release every fd."""
+        self.exited = True
+        for fd in (self.ctrl_w,):
+            self.loop.remove_writer(fd)
+        for pipes in [self.base, *self.stale] + ([self.current] if self.current else []):
+            self._close(pipes)
+        self.stale.clear()
+        self.current = None
+        for fd in (self.ctrl_w, self.reply_r):
+            try:
+                self.loop.remove_reader(fd)
+                os.close(fd)
+            except OSError:
+                pass
+        if self.fd_sock is not None:
+            self.fd_sock.close()
+        self.stat.close()

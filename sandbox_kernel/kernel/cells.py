@@ -55,6 +55,8 @@ def parse_cell(code: str, default: str = "python") -> Cell:
         if name == HOST_MAGIC:
             return (HostCommand(_split(args, first), body, first),)
         lang = LANG_MAGICS.get(name)
+        if lang == "bash" and args.strip() and default == "python":
+            return Code("python", code)  # IPython's own %%bash: --out, --err, --bg, --proc
         if lang is not None:
             if args.strip():
                 raise UsageError(f"%%{name} takes no arguments (got {args.strip()[:40]!r})")

@@ -7,21 +7,21 @@ refused with one line. Results are published as text/plain plus escaped text/htm
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import html
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from ..errors import FileOperationError, LimitError, UsageError
-from ..sandbox.spec import LIVE_LIMITS, RULES, FileInfo, format_size, human_size
-from . import transfer
+from ..errors import LimitError, UsageError
+from ..sandbox.spec import LIVE_LIMITS, RULES, format_size
+from .file_commands import FileCommands
 from .health import health_bundle
+from .magic_args import MagicExit, kv, magic_parser, table
+from .pip_commands import PackageCommands
 
 if TYPE_CHECKING:
-    from ..sandbox.session import Session
+    from ..sandbox.installs import Installs
+    from ..sandbox.session import AsyncSession
     from .cells import HostCommand
     from .kernel import SandboxKernel
 
@@ -32,55 +32,13 @@ _RESERVED_ENV = {"PATH", "HOME", "SANDBOX_TASK", "SANDBOX_WORKER_FDS", "LD_PRELO
 SECRETS_DIR = "/tmp/.secrets"
 
 
-class _Exit(Exception):
-    """argparse wanted to print help (or an error) and exit."""
-
-    def __init__(self, text: str, error: bool) -> None:
-        super().__init__(text)
-        self.text = text
-        self.error = error
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise _Exit(message or "", status != 0)
-
-    def print_help(self, file: Any = None) -> None:
-        raise _Exit(self.format_help(), False)
-
-
-def _parser(prog: str, description: str) -> _Parser:
-    return _Parser(prog=prog, description=description, add_help=True, allow_abbrev=False,
-                   exit_on_error=True)  # ArgumentError -> error() -> UsageError
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, str]:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    text = [line, *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
-                    for r in rows)]
-    cells = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>"
-                                    for c in r) + "</tr>" for r in rows)
-    return {"text/plain": "\n".join(text),
-            "text/html": f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"}
-
-
-def _kv(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-    return _table(("", ""), pairs) | {"text/plain": "\n".join(
-        f"{k + ':':<16} {v}" for k, v in pairs)}
-
-
 class Commands:
     """The `%sandbox` subcommands of one kernel."""
 
-    def __init__(self, kernel: SandboxKernel) -> None:
+    def __init__(self, kernel: SandboxKernel, installs: Callable[[], Installs]) -> None:
         self.kernel = kernel
+        self.files = FileCommands(self)
+        self.packages = PackageCommands(self, installs)
         self.handlers: dict[str, tuple[str, Callable[[list[str], str | None],
                                                      Awaitable[None]]]] = {
             "help": ("show this help", self.cmd_help),
@@ -89,11 +47,17 @@ class Commands:
             "status": ("session, image, container, limits, idle time, network",
                        self.cmd_status),
             "health": ("memory, CPU, processes and uptime", self.cmd_health),
-            "files": ("ls, cat, rm, mkdir, write, upload, download", self.cmd_files),
-            "upload": ("same as: files upload LOCAL [REMOTE]", self.cmd_upload),
-            "download": ("same as: files download REMOTE [LOCAL]", self.cmd_download),
-            "write": ("%%sandbox write PATH: write the cell's body to PATH", self.cmd_write),
-            "restart": ("replace the sandbox with a fresh, empty one", self.cmd_restart),
+            "files": ("ls, cat, rm, mkdir, write, upload, download", self.files.cmd_files),
+            "upload": ("same as: files upload LOCAL [REMOTE]", self.files.cmd_upload),
+            "download": ("same as: files download REMOTE [LOCAL]", self.files.cmd_download),
+            "write": ("%%sandbox write PATH: write the cell's body to PATH",
+                      self.files.cmd_write),
+            "restart": ("replace the sandbox with a fresh, empty one (--interpreter: only "
+                        "the interpreter)", self.cmd_restart),
+            "pip": ("pip install PACKAGE ...: fetched by the host, installed here",
+                    self.packages.cmd_pip),
+            "npm": ("npm install PACKAGE ...: fetched by the host, installed here",
+                    self.packages.cmd_npm),
             "env": ("set variables for later cells: env NAME=VALUE ...", self.cmd_env),
             "secret": ("env NAME from a password prompt, as a file only the sandbox reads",
                        self.cmd_secret),
@@ -123,7 +87,7 @@ class Commands:
                              "(only %%sandbox write takes a cell body)")
         try:
             await entry[1](rest, cmd.body)
-        except _Exit as done:
+        except MagicExit as done:
             if done.error:
                 raise UsageError(done.text.strip()) from None
             self.show({"text/plain": done.text})
@@ -138,12 +102,12 @@ class Commands:
     def say(self, text: str) -> None:
         self.kernel.stream("stdout", text if text.endswith("\n") else text + "\n")
 
-    async def session(self) -> Session:
+    async def session(self) -> AsyncSession:
         return await self.kernel.sandbox()
 
     # ----- help, limits, status, health ---------------------------------------------------
     async def cmd_help(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox help", "Show the %sandbox subcommands.")
+        p = magic_parser("%sandbox help", "Show the %sandbox subcommands.")
         p.parse_args(argv)
         lines = ["%sandbox SUBCOMMAND [ARGS]   (run in the kernel, not in the sandbox;",
                  "                             %sandbox SUBCOMMAND --help for details)", ""]
@@ -152,12 +116,12 @@ class Commands:
                   "%%sandbox write PATH"]
         self.show({"text/plain": "\n".join(lines)})
 
-    def _limit_rows(self, session: Session | None) -> list[tuple[str, str, str]]:
+    def _limit_rows(self, session: AsyncSession | None) -> list[tuple[str, str, str]]:
         lim = session.limits if session is not None else self.kernel.limits
         ceil = self.kernel.ceilings
         rows = []
         for name in ("memory", "cpus", "pids", "timeout", "cpu_time", "output", "file_size",
-                     "sandbox_size", "tmp_size"):
+                     "sandbox_size", "tmp_size", "packages_size"):
             rule = RULES[name]
             live = name in LIVE_LIMITS
             rows.append((name.replace("_", "-"), rule.show(getattr(lim, name)),
@@ -166,7 +130,7 @@ class Commands:
         return rows
 
     async def cmd_limits(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox limits",
+        p = magic_parser("%sandbox limits",
                     "Show limits, or change them live without losing state. Keys: "
                     + ", ".join(k.replace("_", "-") for k in LIVE_LIMITS)
                     + ". Sizes take k/m/g, durations s/m/h.")
@@ -186,19 +150,19 @@ class Commands:
                                      f"live limits are: {known}")
                 changes[key] = value
             try:
-                new = await asyncio.to_thread(session.update_limits, **changes)
+                new = await session.update_limits(**changes)
             except LimitError as exc:
                 raise UsageError(f"%sandbox limits: {exc}") from None
             self.kernel.launcher.limits = new  # a restarted or reclaimed sandbox keeps them
         rows = self._limit_rows(session)
-        self.show(_table(("limit", "value", "allowed"), rows))
+        self.show(table(("limit", "value", "allowed"), rows))
 
     async def cmd_status(self, argv: list[str], body: str | None) -> None:
-        _parser("%sandbox status", "Show what this kernel's sandbox is.").parse_args(argv)
+        magic_parser("%sandbox status", "Show what this kernel's sandbox is.").parse_args(argv)
         session = await self.session()
         idle = time.time() - session.last_activity_at
         lim = session.limits
-        self.show(_kv([
+        self.show(kv([
             ("session", session.session_id),
             ("image", session.image),
             ("container", session.container_id[:12]),
@@ -212,21 +176,32 @@ class Commands:
         ]))
 
     async def cmd_health(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox health", "Memory, CPU, processes and uptime of the sandbox.")
+        p = magic_parser("%sandbox health", "Memory, CPU, processes and uptime of the sandbox.")
         p.add_argument("--watch", action="store_true", help="a live widget where widgets render")
         args = p.parse_args(argv)
         session = await self.session()
-        health = await asyncio.to_thread(session.health)
+        health = await session.health()
         if args.watch:
             self.kernel.monitor.show(health)
             return
         self.show(health_bundle(health))
 
     async def cmd_restart(self, argv: list[str], body: str | None) -> None:
-        _parser("%sandbox restart", "Replace the sandbox with a fresh one: variables and "
-                "/sandbox files are lost.").parse_args(argv)
+        p = magic_parser("%sandbox restart", "Replace the sandbox with a fresh one: variables, "
+                         "/sandbox files and installed packages are lost.")
+        p.add_argument("--interpreter", nargs="?", const="python", choices=("python", "node"),
+                       help="restart only this interpreter (default python): its variables "
+                       "are lost, files and installed packages stay")
+        args = p.parse_args(argv)
+        if args.interpreter:
+            session = await self.session()
+            await session.restart_interpreter(args.interpreter)
+            self.say(f"[sandbox] the {args.interpreter} interpreter was restarted: its "
+                     "variables are gone; /sandbox files and installed packages stay")
+            return
         session = await self.kernel.restart_sandbox()
-        self.say(f"[sandbox] fresh sandbox {session.session_id} started; state was reset")
+        self.say(f"[sandbox] fresh sandbox {session.session_id} started; state was reset "
+                 "(installed packages too)")
 
     # ----- environment and secrets --------------------------------------------------------
     @staticmethod
@@ -238,7 +213,7 @@ class Commands:
         return name
 
     async def cmd_env(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox env", "Set environment variables for later cells and commands.")
+        p = magic_parser("%sandbox env", "Set environment variables for later cells and commands.")
         p.add_argument("assignments", nargs="*", metavar="NAME=VALUE")
         p.add_argument("--unset", action="append", default=[], metavar="NAME")
         args = p.parse_args(argv)
@@ -255,12 +230,12 @@ class Commands:
         if not env:
             raise UsageError("%sandbox env: give NAME=VALUE or --unset NAME")
         session = await self.session()
-        await asyncio.to_thread(session.set_env, env)
+        await session.set_env(env)
         names = ", ".join(f"{k}" + (" (unset)" if v is None else "") for k, v in env.items())
         self.say(f"[sandbox] environment updated: {names}")
 
     async def cmd_secret(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox secret",
+        p = magic_parser("%sandbox secret",
                     "Ask for a value with a password prompt and store it in "
                     f"{SECRETS_DIR}/NAME (mode 0600, tmpfs) inside the sandbox; the variable "
                     "NAME_FILE points at it. The value is never echoed, never on a command "
@@ -276,19 +251,16 @@ class Commands:
         session = await self.session()
         path = f"{SECRETS_DIR}/{name}"
 
-        def store() -> None:
-            session.mkdir(SECRETS_DIR, parents=True)
-            session.write_file(path, value)
-            session.execute_command(["chmod", "0700", SECRETS_DIR])
-            session.execute_command(["chmod", "0600", path])
-            session.set_env({f"{name}_FILE": path})
-
-        await asyncio.to_thread(store)
+        await session.files.mkdir(SECRETS_DIR, parents=True)
+        await session.files.write(path, value)
+        await session.execute_command(["chmod", "0700", SECRETS_DIR])
+        await session.execute_command(["chmod", "0600", path])
+        await session.set_env({f"{name}_FILE": path})
         self.say(f"[sandbox] secret stored in {path}; read it from the file named by "
                  f"${name}_FILE")
 
     async def cmd_network(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox network", "Show the sandbox's network mode.")
+        p = magic_parser("%sandbox network", "Show the sandbox's network mode.")
         p.add_argument("mode", nargs="?", choices=("on", "off", "none", "bridge", "host"))
         args = p.parse_args(argv)
         if args.mode in (None, "off", "none"):
@@ -297,103 +269,6 @@ class Commands:
         raise UsageError("%sandbox network: turning the network on is not allowed by this "
                          "kernel's configuration (sandboxes have no network)")
 
-    # ----- files --------------------------------------------------------------------------
-    async def cmd_files(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox files", "Files in /sandbox (and /tmp). Paths are relative to "
-                    "/sandbox; links are never followed.")
-        sub = p.add_subparsers(dest="op", metavar="OP", parser_class=_Parser)
-        s = sub.add_parser("ls", help="list a directory")
-        s.add_argument("path", nargs="?", default="/sandbox")
-        s = sub.add_parser("cat", help="show a text file")
-        s.add_argument("path")
-        s = sub.add_parser("rm", help="delete a file (-r for a directory)")
-        s.add_argument("-r", "--recursive", action="store_true")
-        s.add_argument("path")
-        s = sub.add_parser("mkdir", help="make a directory")
-        s.add_argument("-p", "--parents", action="store_true")
-        s.add_argument("path")
-        s = sub.add_parser("write", help="%%sandbox files write PATH: the cell body to PATH")
-        s.add_argument("path")
-        s = sub.add_parser("upload", help="copy LOCAL (under the notebook's directory) in")
-        s.add_argument("local")
-        s.add_argument("remote", nargs="?")
-        s = sub.add_parser("download", help="copy REMOTE out, next to the notebook")
-        s.add_argument("remote")
-        s.add_argument("local", nargs="?")
-        s.add_argument("--force", action="store_true", help="replace an existing local file")
-        args = p.parse_args(argv)
-        if args.op is None:
-            raise _Exit(p.format_help(), False)
-        if args.op == "write":
-            await self.cmd_write([args.path], body)
-            return
-        if body is not None:
-            raise UsageError("only %%sandbox files write takes a cell body")
-        session = await self.session()
-        try:
-            if args.op == "ls":
-                entries, truncated = await asyncio.to_thread(session.list_dir, args.path)
-                self.show(_table(("name", "size", "type", "modified"),
-                                 [self._row(e) for e in entries]))
-                if truncated:
-                    self.say(f"[sandbox] listing truncated at {len(entries)} entries")
-            elif args.op == "cat":
-                data = await asyncio.to_thread(session.read_file, args.path, 1 << 20)
-                self.kernel.stream("stdout", data.decode("utf-8", "replace"))
-            elif args.op == "rm":
-                await asyncio.to_thread(session.delete_file, args.path, args.recursive)
-                self.say(f"[sandbox] removed {args.path}")
-            elif args.op == "mkdir":
-                await asyncio.to_thread(session.mkdir, args.path, args.parents)
-            elif args.op == "upload":
-                await self.cmd_upload([args.local] + ([args.remote] if args.remote else []),
-                                      None)
-            elif args.op == "download":
-                await self.cmd_download([args.remote] + ([args.local] if args.local else [])
-                                        + (["--force"] if args.force else []), None)
-        except FileOperationError as exc:
-            raise UsageError(f"%sandbox files {args.op}: {exc}") from None
-
-    @staticmethod
-    def _row(e: FileInfo) -> tuple[str, str, str, str]:
-        name = e.name.encode("utf-8", "backslashreplace").decode("utf-8")
-        return (name + ("/" if e.type == "dir" else ""), human_size(e.size) if e.type ==
-                "file" else "", e.type, time.strftime("%Y-%m-%d %H:%M", time.localtime(e.mtime)))
-
-    async def cmd_write(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%%sandbox write", "Write the cell's body to a file in the sandbox.")
-        p.add_argument("path")
-        args = p.parse_args(argv)
-        if body is None:
-            raise UsageError("%sandbox write needs a cell body: use %%sandbox write PATH as "
-                             "the first line of a cell")
-        session = await self.session()
-        try:
-            n = await asyncio.to_thread(session.write_file, args.path, body, parents=True)
-        except FileOperationError as exc:
-            raise UsageError(f"%%sandbox write: {exc}") from None
-        self.say(f"[sandbox] wrote {n} bytes to {args.path}")
-
-    async def cmd_upload(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox upload", "Copy a file from the notebook's directory into "
-                    "/sandbox. LOCAL must be a regular file under the notebook's directory "
-                    "(no links).")
-        p.add_argument("local")
-        p.add_argument("remote", nargs="?")
-        args = p.parse_args(argv)
-        session = await self.session()
-        await transfer.upload(self, session, args.local, args.remote)
-
-    async def cmd_download(self, argv: list[str], body: str | None) -> None:
-        p = _parser("%sandbox download", "Copy a regular file out of the sandbox into the "
-                    "notebook's directory. Refuses to replace a file unless --force.")
-        p.add_argument("remote")
-        p.add_argument("local", nargs="?")
-        p.add_argument("--force", action="store_true")
-        args = p.parse_args(argv)
-        session = await self.session()
-        await transfer.download(self, session, args.remote, args.local, args.force)
-
     # ----- Python <-> Node ----------------------------------------------------------------
     def _var(self, name: str) -> str:
         if not _VAR_NAME.fullmatch(name):
@@ -401,16 +276,16 @@ class Commands:
         return name
 
     async def _transfer_var(self, argv: list[str], source: str, target: str) -> None:
-        p = _parser(f"%sandbox {'put' if source == 'python' else 'get'}",
+        p = magic_parser(f"%sandbox {'put' if source == 'python' else 'get'}",
                     f"Copy a JSON-serialisable variable from {source} to {target}.")
         p.add_argument("name")
         args = p.parse_args(argv)
         name = self._var(args.name)
         session = await self.session()
-        text = await asyncio.to_thread(session.get_var, source, name)
+        text = await session.get_var(source, name)
         if len(text) > 64 * 2**20:
             raise UsageError(f"{name} is over 64 MB of JSON; too large to copy")
-        await asyncio.to_thread(session.set_var, target, name, text)
+        await session.set_var(target, name, text)
         self.say(f"[sandbox] {name} copied from {source} to {target} ({len(text)} bytes of JSON)")
 
     async def cmd_put(self, argv: list[str], body: str | None) -> None:

@@ -1,251 +1,297 @@
 """Running one cell's code in the sandbox and publishing what it produces.
 
-The executor turns agent events into Jupyter messages as they arrive, applies the output
-policy and the per-cell output cap, answers input() through the frontend, watches a
-silent sandbox, and turns verdicts (timeout, OOM, crash) into errors a user can act on.
+The executor awaits the session core directly: each event is made safe by the output
+policy (policy/), counted against the cell's output budget and published on IOPub as it
+arrives, at the pace the frontend reads; the cell's end (verdict, figures) becomes the
+reply and its accounting, returned as one `Outcome`. It sees the kernel only through the
+narrow `Frontend` interface.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from ..errors import SandboxError
-from ..sandbox.session import Run, Session
-from ..sandbox.spec import CellResult, format_size, human_size
+from ..errors import SandboxError, SessionGone
+from ..sandbox.channel import Call
+from ..sandbox.runs import CellRun
+from ..sandbox.session import AsyncSession
+from ..sandbox.spec import CellResult, Limits, human_size
 from .cells import Code
+from .policy import CleanOutput, OutputBudget, OutputPolicy, clean_text, notice_line
+from .verdicts import VERDICT_ERRORS, lost_error, oom_text, raise_hint, truncation_text
 
-if TYPE_CHECKING:
-    from .kernel import SandboxKernel
-
-#: Without a frame for this long, the kernel asks the engine whether the sandbox still runs.
-_WATCHDOG_S = 5.0
-_MAX_TEXT = 1 << 24
+_RELAYED = frozenset({"stream", "display", "clear", "result", "error", "comm_open",
+                      "comm_msg", "comm_close"})
 
 
-def clean_text(value: Any, limit: int = _MAX_TEXT) -> str:
-    """Text from the sandbox, bounded, with lone surrogates (unsendable) replaced."""
-    if not isinstance(value, str):
-        return ""
-    text: str = value[:limit]
-    if text.isascii():  # O(1) for the common case
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
+class CommSink(Protocol):
+    """Where a cell's comm frames go (comm_bridge.py), and how widget views are checked."""
+
+    def watch(self, session: AsyncSession) -> None: ...
+
+    def from_sandbox(self, frame: dict[str, Any]) -> None: ...
+
+    def split_view(self, data: Any) -> tuple[Any, dict[str, Any] | None]: ...
+
+    def flush_notice(self) -> None: ...
+
+    def interpreter_lost(self) -> None: ...
+
+
+class Frontend(Protocol):
+    """What the executor needs from the kernel: publishing, pacing, asking the user."""
+
+    def publish(self, msg_type: str, content: dict[str, Any]) -> None: ...
+
+    async def iopub_room(self) -> None: ...
+
+    def iopub_lost(self) -> int: ...
+
+    async def ask(self, prompt: str, password: bool = False) -> str | None: ...
+
+
+@dataclass
+class Outcome:
+    """How a cell ended: the execute_reply content, its accounting, its result's text."""
+
+    reply: dict[str, Any]
+    accounting: dict[str, Any]
+    result_text: str = ""
+
+
+def error_content(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:
+    return {"ename": ename, "evalue": evalue,
+            "traceback": traceback if traceback is not None else [f"{ename}: {evalue}"]}
+
+
+def with_notice(out: CleanOutput) -> dict[str, Any]:
+    """The data of an output with no room for a separate line (inspect, pager, user
+    expressions): the notice goes at the end of its text/plain."""
+    if not out.notes:
+        return out.data
+    plain = out.data.get("text/plain", "")
+    return {**out.data, "text/plain": f"{plain}\n{notice_line(out.notes)}".lstrip("\n")}
+
+
+@dataclass
+class _CellState:
+    """What one cell has published so far (for the output budget and the reply)."""
+
+    budget: OutputBudget
+    error: dict[str, Any] | None = None
+    payload: list[dict[str, Any]] = field(default_factory=list)
+    result_text: str = ""
 
 
 class Executor:
-    """Runs cells for one kernel (composition: the kernel owns one and delegates to it)."""
+    """Runs cells for one kernel (the kernel owns one and delegates to it)."""
 
-    def __init__(self, kernel: SandboxKernel) -> None:
-        self.kernel = kernel
+    def __init__(self, frontend: Frontend, policy: OutputPolicy, ceilings: Limits,
+                 grace: float) -> None:
+        self.frontend = frontend
+        self.policy = policy
+        self.ceilings = ceilings
+        self.grace = grace
+        self.comms: CommSink | None = None
 
-    async def run_shell(self, session: Session, cell: Code) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
+    def _error(self, ename: str, evalue: str, verdict: str, **acct: Any) -> Outcome:
+        content = error_content(ename, evalue)
+        self.frontend.publish("error", content)
+        return Outcome({"status": "error", **content}, {"verdict": verdict, **acct})
+
+    async def run_shell(self, session: AsyncSession, cell: Code) -> Outcome:
         streamed: list[bool] = []
 
         def out(name: str, text: str) -> None:
             streamed.append(True)
-            loop.call_soon_threadsafe(self.kernel.stream, name, text)
+            self.frontend.publish("stream", {"name": name, "text": clean_text(text)})
 
-        result = await asyncio.to_thread(session.execute_command, ["/bin/bash", "-c", cell.body],
-                                         None, on_output=out)
-        await asyncio.sleep(0)
-        self.kernel.last_cell = {"verdict": "ok", "wall_seconds": result.duration_ms / 1000}
+        result = await session.execute_command(["/bin/bash", "-c", cell.body], on_output=out)
+        wall = {"wall_seconds": round(result.duration_ms / 1000, 4)}
         if result.timed_out:
-            self.kernel.last_cell["verdict"] = "timeout"
-            return self.kernel.publish_error(
-                "TimeoutError",
-                f"cell timed out after {session.limits.timeout:g} s; its processes were killed")
+            return self._error("TimeoutError", f"cell timed out after {session.limits.timeout:g}"
+                               " s; its processes were killed", "timeout", **wall)
         if result.oom_killed:
-            self.kernel.last_cell["verdict"] = "oom"
-            return self.kernel.publish_error("MemoryError", self._oom_text(session))
+            return self._error("MemoryError", oom_text(session.limits, self.ceilings), "oom",
+                               **wall)
         if result.truncated_bytes:
-            self.kernel.stream("stderr", self._truncation_text(session, result.truncated_bytes))
+            self._stream("stderr", truncation_text(session.limits, self.ceilings,
+                                                   result.truncated_bytes))
         if result.exit_code != 0 and not streamed and result.stderr:
             # e.g. the shell could not even start (no pids left): say why, not just "127"
-            self.kernel.stream("stderr", result.stderr if result.stderr.endswith("\n")
-                               else result.stderr + "\n")
-        if result.exit_code != 0:
-            self.kernel.last_cell["verdict"] = "error"
-            return self.kernel.publish_error(
-                "CalledProcessError", f"the shell exited with status {result.exit_code}")
-        return {"status": "ok"}
+            self._stream("stderr", result.stderr if result.stderr.endswith("\n")
+                         else result.stderr + "\n")
+        if result.exit_code != 0:  # IPython's %%bash words it so (its cell, newline-ended)
+            body = cell.body if cell.body.endswith("\n") else cell.body + "\n"
+            return self._error("CalledProcessError",
+                               f"Command '{body.encode()!r}' returned non-zero exit status "
+                               f"{result.exit_code}.", "error", **wall)
+        return Outcome({"status": "ok"}, {"verdict": "ok", **wall})
 
-    async def run_code(self, session: Session, cell: Code, silent: bool, store_history: bool,
-                       user_expressions: dict[str, Any], allow_stdin: bool) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def _stream(self, name: str, text: str) -> None:
+        self.frontend.publish("stream", {"name": name, "text": text})
 
-        def on_event(frame: dict[str, Any]) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, frame)
-
-        run = session.run(cell.body, on_event, lang=cell.lang,
-                          execution_count=None if silent else self.kernel.execution_count,
-                          allow_stdin=allow_stdin, silent=silent, store_history=store_history,
-                          user_expressions=user_expressions)
-        self.kernel.current_run = run
-        state = _CellState(cap=session.limits.output)
+    async def run_code(self, session: AsyncSession, cell: Code, *, execution_count: int,
+                       silent: bool, store_history: bool, user_expressions: dict[str, Any],
+                       allow_stdin: bool,
+                       on_start: Callable[[CellRun | None], None]) -> Outcome:
+        run = await session.run(cell.body, lang=cell.lang,
+                                execution_count=None if silent else execution_count,
+                                allow_stdin=allow_stdin, silent=silent,
+                                store_history=store_history, user_expressions=user_expressions)
+        on_start(run)
+        if self.comms is not None:
+            self.comms.watch(session)
+        state = _CellState(OutputBudget(session.limits.output, human_size(
+            session.limits.output)))
         input_task: asyncio.Task[None] | None = None
-        deadline = time.monotonic() + (run.hard_timeout or 1e9)
         try:
-            while True:
-                try:
-                    frame = await asyncio.wait_for(queue.get(), _WATCHDOG_S)
-                except asyncio.TimeoutError:
-                    await self._watchdog(session, deadline)
-                    continue
-                ftype = frame.get("type")
-                if ftype == "done":
-                    break
-                if ftype == "closed":
-                    raise SandboxError(await asyncio.to_thread(session.diagnose))
-                if ftype == "input_request":
+            async for frame in run.events():
+                if frame["type"] == "input_request":
                     if input_task is not None:
                         input_task.cancel()
-                    input_task = asyncio.create_task(self._answer_input(run, frame))
+                    input_task = asyncio.ensure_future(self._answer_input(run, frame))
                     continue
-                self._publish_frame(frame, state, silent)
+                self._publish_frame(frame, state, silent, execution_count)
+                await self.frontend.iopub_room()
         finally:
-            self.kernel.current_run = None
+            on_start(None)
             if input_task is not None:
                 input_task.cancel()
-            session.touch(busy=-1)
-        result = session.cell_result(frame)
-        return self._finish(session, result, frame, state)
+            if self.comms is not None:
+                self.comms.flush_notice()
+        if run.result is None:
+            raise SessionGone("the sandbox ended the cell without a result")
+        if run.result.state_lost and self.comms is not None:
+            self.comms.interpreter_lost()
+        return self._finish(session.limits, run.result, run.done or {}, state)
 
-    async def _watchdog(self, session: Session, deadline: float) -> None:
-        """No frames for a while: is the container still running (not paused, not gone)?"""
-        state = await asyncio.to_thread(session.backend.state, session.container_id)
-        if not state.exists or state.status != "running":
-            reason = await asyncio.to_thread(session.diagnose)
-            await asyncio.to_thread(self.kernel.launcher.discard, session)
-            raise SandboxError(f"{reason}; the next cell starts a fresh sandbox")
-        if time.monotonic() > deadline:
-            await asyncio.to_thread(self.kernel.launcher.discard, session)
-            raise SandboxError("the sandbox stopped answering and was removed; the next cell "
-                               "starts a fresh sandbox")
+    async def relay(self, session: AsyncSession, call: Call) -> None:
+        """The output and comm frames of a widget's handler, published as a cell's are."""
+        state = _CellState(OutputBudget(session.limits.output, human_size(
+            session.limits.output)))
+        try:
+            async for frame in call.frames(session.limits.timeout + 10):
+                if frame["type"] == "reply":
+                    if frame["status"] != "ok":
+                        self._stream("stderr", "[sandbox] the widget's handler failed: "
+                                     f"{clean_text(frame.get('message'), 500)}\n")
+                    return
+                if frame["type"] in _RELAYED:
+                    self._publish_frame(frame, state, False, 0)
+                    await self.frontend.iopub_room()
+        except SandboxError as exc:
+            self._stream("stderr", f"[sandbox] the widget's handler: {exc}\n")
+        finally:
+            session.channel.forget(call)
 
-    def _publish_frame(self, frame: dict[str, Any], state: _CellState, silent: bool) -> None:
-        ftype = frame.get("type")
+    def _publish_frame(self, frame: dict[str, Any], state: _CellState, silent: bool,
+                       count: int) -> None:
+        ftype = frame["type"]
         if ftype == "error":
-            tb = frame.get("traceback")
-            state.error = {
-                "ename": clean_text(frame.get("ename"), 200) or "Error",
-                "evalue": clean_text(frame.get("evalue"), 100_000),
-                "traceback": [clean_text(x, 100_000) for x in tb][:1000]
-                if isinstance(tb, list) else [],
-            }
+            state.error = self._error_content(frame, state.budget)
             if not silent:
-                self.kernel.publish("error", state.error)
+                self.frontend.publish("error", state.error)
+        elif ftype == "payload":
+            if frame["source"] == "page":
+                self._page(frame, state)
+            elif frame["source"] == "ask_exit":  # `exit`: a console leaves, as ipykernel's
+                state.payload.append({"source": "ask_exit",
+                                      "keepkernel": frame.get("keepkernel") is True})
+        elif ftype.startswith("comm_"):
+            if self.comms is not None:
+                self.comms.from_sandbox(frame)
+        elif not silent:
+            {"stream": self._text, "notice": self._text, "display": self._rich,
+             "result": self._rich, "clear": self._clear}[ftype](frame, state, count)
+
+    def _text(self, frame: dict[str, Any], state: _CellState, count: int) -> None:
+        if frame["type"] == "notice":
+            self._stream("stderr", clean_text(frame["text"]) + "\n")
             return
-        if ftype == "payload":
-            if frame.get("source") == "page":
-                state.payload.append({"source": "page", "data": self.kernel.policy.bundle(
-                    frame.get("data")), "start": frame.get("start") if isinstance(
-                    frame.get("start"), int) else 0})
-            return
-        if silent:
-            return
-        if ftype == "stream":
-            name = frame.get("name")
-            text = clean_text(frame.get("text"))
-            if name not in ("stdout", "stderr") or not text:
-                return
-            room = state.cap - state.chars
-            if room <= 0:
-                state.dropped += len(text)
-                return
-            if len(text) > room:
-                state.dropped += len(text) - room
-                text = text[:room]
-            state.chars += len(text)
-            self.kernel.stream(str(name), text)
-        elif ftype in ("display", "result"):
-            data = self.kernel.policy.bundle(frame.get("data"))
-            if not data:
-                return
-            state.chars += sum(len(v) for v in data.values() if isinstance(v, str))
-            md = self.kernel.policy.metadata(frame.get("metadata"))
-            if ftype == "result":
-                self.kernel.publish("execute_result", {
-                    "execution_count": self.kernel.execution_count, "data": data, "metadata": md})
-                plain = data.get("text/plain")
-                state.result_text = plain if isinstance(plain, str) else ""
-                return
-            transient = frame.get("transient")
-            display_id = transient.get("display_id") if isinstance(transient, dict) else None
-            content: dict[str, Any] = {"data": data, "metadata": md, "transient": {}}
+        text = state.budget.take_text(clean_text(frame["text"]))
+        if text:
+            self._stream(frame["name"], text)
+
+    def _clear(self, frame: dict[str, Any], state: _CellState, count: int) -> None:
+        self.frontend.publish("clear_output", {"wait": frame["wait"]})
+
+    def _rich(self, frame: dict[str, Any], state: _CellState, count: int) -> None:
+        """display_data, update_display_data or execute_result: cleaned, then counted."""
+        data, view = frame["data"], None
+        if self.comms is not None:
+            data, view = self.comms.split_view(data)
+        out = self.policy.clean(data, frame["metadata"])
+        if view is not None:
+            out = CleanOutput({**out.data, **view}, out.metadata, out.notes, out.size + 100)
+        shown = bool(out.data) and state.budget.admit(out.size)
+        if shown and frame["type"] == "result":
+            self.frontend.publish("execute_result", {"execution_count": count,
+                                                     "data": out.data,
+                                                     "metadata": out.metadata})
+            plain = out.data.get("text/plain")
+            state.result_text = plain if isinstance(plain, str) else ""
+        elif shown:
+            display_id = frame["transient"].get("display_id")
+            content: dict[str, Any] = {"data": out.data, "metadata": out.metadata,
+                                       "transient": {}}
             if isinstance(display_id, str):
-                content["transient"] = {"display_id": display_id[:200]}
-            update = frame.get("update") is True and isinstance(display_id, str)
-            self.kernel.publish("update_display_data" if update else "display_data", content)
-        elif ftype == "clear":
-            self.kernel.publish("clear_output", {"wait": frame.get("wait") is True})
+                content["transient"] = {"display_id": clean_text(display_id, 200)}
+            update = frame["update"] is True and isinstance(display_id, str)
+            self.frontend.publish("update_display_data" if update else "display_data", content)
+        notice = state.budget.notice(out.notes) if shown or not out.data else None
+        if notice:
+            self._stream("stderr", notice + "\n")
 
-    async def _answer_input(self, run: Run, frame: dict[str, Any]) -> None:
-        """Forward an input() from the sandbox to the frontend and its answer back."""
-        value = await self.kernel.ask(clean_text(frame.get("prompt"), 10_000),
-                                      frame.get("password") is True)
-        await asyncio.to_thread(run.send_input, "\x04" if value is None else value)
-
-    def _oom_text(self, session: Session) -> str:
-        mem = human_size(session.limits.memory)
-        bigger = format_size(min(session.limits.memory * 2, self.kernel.ceilings.memory))
-        return (f"cell exceeded the {mem} memory limit (OOM); interpreter restarted, /sandbox "
-                f"files kept. Raise it with: %sandbox limits memory={bigger}")
+    def _page(self, frame: dict[str, Any], state: _CellState) -> None:
+        out = self.policy.clean(frame.get("data"))
+        if out.data and state.budget.admit(out.size):
+            state.payload.append({"source": "page", "data": with_notice(out),
+                                  "start": frame.get("start", 0)})
 
     @staticmethod
-    def _truncation_text(session: Session, dropped: int) -> str:
-        return (f"\n[sandbox] output truncated after {human_size(session.limits.output)}: "
-                f"{dropped:,} more characters were not shown (raise with "
-                "%sandbox limits output=16m)\n")
+    def _error_content(frame: dict[str, Any], budget: OutputBudget) -> dict[str, Any]:
+        ename = clean_text(frame["ename"], 200) or "Error"
+        evalue = clean_text(frame["evalue"], 100_000)
+        lines = [clean_text(x, 100_000) for x in frame["traceback"][-1000:]]
+        return {"ename": ename, "evalue": evalue,
+                "traceback": budget.error(ename, evalue, lines)}
 
-    def _finish(self, session: Session, result: CellResult, frame: dict[str, Any],
-                state: _CellState) -> dict[str, Any]:
-        dropped = state.dropped + result.dropped_chars
-        if dropped:
-            self.kernel.stream("stderr", self._truncation_text(session, dropped))
-        verdict = {"cpu_time": "timeout", "crashed": "error"}.get(result.verdict,
-                                                                 result.verdict)
-        self.kernel.last_cell = {
+    async def _answer_input(self, run: CellRun, frame: dict[str, Any]) -> None:
+        """Forward an input() from the sandbox to the frontend and its answer back."""
+        value = await self.frontend.ask(clean_text(frame["prompt"], 10_000), frame["password"])
+        await run.send_input("\x04" if value is None else value)
+
+    def _finish(self, limits: Limits, result: CellResult, frame: dict[str, Any],
+                state: _CellState) -> Outcome:
+        budget = state.budget
+        budget.undelivered += self.frontend.iopub_lost()
+        budget.dropped_outputs += result.dropped_outputs
+        dropped = budget.dropped_chars + result.dropped_chars
+        lines = budget.summary(result.dropped_chars, raise_hint(limits, self.ceilings, dropped))
+        if lines:
+            self._stream("stderr", "\n" + "\n".join(lines) + "\n")
+        verdict = {"cpu_time": "timeout", "crashed": "error"}.get(result.verdict, result.verdict)
+        acct: dict[str, Any] = {
             "verdict": verdict, "wall_seconds": round(result.duration_ms / 1000, 4),
-            "cpu_seconds": result.cpu_seconds, "peak_memory": result.peak_memory,
-        }
+            "cpu_seconds": result.cpu_seconds, "peak_memory": result.peak_memory}
         if verdict != result.verdict:
-            self.kernel.last_cell["reason"] = result.verdict
+            acct["reason"] = result.verdict
         if result.state_lost:
-            if result.verdict == "oom":
-                return self.kernel.publish_error("MemoryError", self._oom_text(session))
-            lost = "its interpreter was restarted: variables were lost, /sandbox files kept"
-            if result.verdict == "timeout":
-                return self.kernel.publish_error(
-                    "TimeoutError", f"{result.message}; the cell ignored the interrupt and "
-                    f"was killed, {lost}")
-            if result.verdict == "cpu_time":
-                return self.kernel.publish_error("TimeoutError", f"{result.message}; {lost}")
-            if result.verdict == "interrupted":
-                return self.kernel.publish_error(
-                    "KeyboardInterrupt", f"the cell ignored the interrupt for "
-                    f"{self.kernel.settings.interrupt_grace:g} s and was killed; {lost}")
-            how = f" ({result.exit_signal})" if result.exit_signal else ""
-            return self.kernel.publish_error("SandboxError",
-                                             f"the interpreter crashed{how}; {lost}")
-        expressions = frame.get("user_expressions")
-        reply: dict[str, Any] = {
-            "status": "ok", "payload": state.payload,
-            "user_expressions": self._clean_expressions(expressions),
-        }
+            ename, evalue = lost_error(limits, self.ceilings, self.grace, result)
+            return self._error(ename, evalue, verdict, **{k: v for k, v in acct.items()
+                                                           if k != "verdict"})
+        reply: dict[str, Any] = {"status": "ok", "payload": state.payload,
+                                 "user_expressions": self._clean_expressions(
+                                     frame.get("user_expressions"))}
         if state.error is not None or result.verdict != "ok":
-            err = state.error or {"ename": "SandboxError", "evalue": result.message or
-                                  result.verdict, "traceback": []}
+            ename = VERDICT_ERRORS.get(result.verdict, "SandboxError")  # no traceback came
+            err = state.error or error_content(ename, result.message or result.verdict)
             reply.update(status="error", **err)
-        self.kernel.cell_output = state.result_text
-        return reply
+        return Outcome(reply, acct, state.result_text)
 
     def _clean_expressions(self, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
@@ -255,21 +301,10 @@ class Executor:
             if not isinstance(key, str) or not isinstance(value, dict):
                 continue
             if value.get("status") == "ok":
-                out[key] = {"status": "ok", "data": self.kernel.policy.bundle(value.get("data")),
-                            "metadata": self.kernel.policy.metadata(value.get("metadata"))}
+                clean = self.policy.clean(value.get("data"), value.get("metadata"))
+                out[key] = {"status": "ok", "data": with_notice(clean),
+                            "metadata": clean.metadata}
             else:
                 out[key] = {"status": "error", "ename": clean_text(value.get("ename"), 200),
                             "evalue": clean_text(value.get("evalue"), 10_000), "traceback": []}
         return out
-
-
-class _CellState:
-    """What one cell has published so far (for the output cap and the reply)."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.chars = 0
-        self.dropped = 0
-        self.error: dict[str, Any] | None = None
-        self.payload: list[dict[str, Any]] = []
-        self.result_text = ""

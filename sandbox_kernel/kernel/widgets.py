@@ -130,7 +130,7 @@ class Monitor:
                 for v in self.views:
                     v.status.value = "<b>sandbox not running</b> (the next cell starts one)"
                 return
-            health = await asyncio.to_thread(session.health, 95.0, False)
+            health = await session.health(95.0, False)
             for v in self.views:
                 v.update(health, session.limits.cpus)
         except SandboxError as exc:

@@ -9,7 +9,6 @@ calls the per-container methods; `SandboxManager`, `Pool` and `Reaper` call `lis
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .spec import ContainerSpec, Limits
@@ -25,19 +24,39 @@ LABEL_POOL = "sandbox_kernel.pool"
 
 
 class AgentStream(ABC):
-    """The agent's attached stdio: bytes down to its stdin, (stream, bytes) up from it."""
+    """The agent's attached stdio: bytes down to its stdin, (stream, bytes) up from it.
+
+    Made by `Backend.attach` in any thread; used by one Channel on one event loop.
+    """
 
     @abstractmethod
-    def send(self, data: bytes) -> None:
-        """Write to the agent's stdin. Called by Channel, under its write lock."""
+    async def read(self) -> tuple[int, bytes]:
+        """The next (1 for stdout | 2 for stderr, chunk); (0, b"") at EOF. Channel's reader."""
 
     @abstractmethod
-    def frames(self) -> Iterator[tuple[int, bytes]]:
-        """Yield (1 for stdout | 2 for stderr, chunk) until EOF. Called by Channel's reader."""
+    async def write(self, data: bytes) -> None:
+        """Write to the agent's stdin, waiting while the engine is backed up. Channel only."""
 
     @abstractmethod
     def close(self) -> None:
         """Close both directions; the agent sees EOF and exits. Safe to call twice."""
+
+
+@dataclass(frozen=True)
+class RuntimeTraits:
+    """What a container runtime can do for limits and health (docs/engines.md)."""
+
+    kind: str = "runc"
+    #: The host's pids cgroup holds pids * pids_factor + pids_overhead tasks: the runtime's
+    #: own threads count there too (gVisor's Sentry, and on ptrace a tracer per thread).
+    pids_factor: int = 1
+    pids_overhead: int = 0
+    #: Memory, CPU and pids limits can change on a running container.
+    live_update: bool = True
+    #: The sandbox sees its own cgroup files (gVisor and Kata show none).
+    cgroup_files: bool = True
+    #: The user's pids limit is enforced inside (RLIMIT_NPROC), not by the host's cgroup.
+    pids_inside: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,9 @@ class ContainerRecord:
 
 class Backend(ABC):
     """Where sandboxes run. One instance is shared by a manager and its sessions."""
+
+    #: Sessions refuse an agent that runs as the same user as cell code (not isolated).
+    requires_separation = True
 
     @abstractmethod
     def check(self, image: str) -> None:
@@ -113,4 +135,8 @@ class Backend(ABC):
 
     @abstractmethod
     def versions(self) -> dict[str, str]:
-        """Engine facts for `doctor`: server version, cgroup version, runtime."""
+        """Engine facts for `doctor`: engine name and version, cgroup version, runtimes."""
+
+    @abstractmethod
+    def check_runtime(self, runtime: str | None) -> RuntimeTraits:
+        """The traits of `runtime` (None: the engine's default); ConfigError if unknown."""

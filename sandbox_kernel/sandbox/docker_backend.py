@@ -1,197 +1,173 @@
-"""The Docker engine backend: the only module that imports `docker`.
+"""The Docker engine backend: with its docker_* helpers, the only code that imports `docker`.
 
-It turns a ContainerSpec into a hardened container (architecture.md, invariant 3), attaches
-to the agent's stdio with docker-py's own stream demultiplexing, and translates every
-docker-py and connection error into the SandboxError hierarchy, once, here.
+It turns a ContainerSpec into a hardened container (architecture.md, invariant 3) with the
+options the engine at hand accepts (docker_options.py; Docker or Podman, docs/engines.md),
+attaches to the agent's stdio with docker-py's own stream demultiplexing, and translates
+every docker-py and connection error into the SandboxError hierarchy, once, here, naming
+the engine's address and the underlying cause.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker.errors
-import requests.exceptions
-from docker.types import LogConfig, Ulimit
-from docker.utils.socket import frames_iter
-
-import docker
 
 from ..agent.protocol import PROTOCOL_VERSION
-from ..errors import EngineUnavailable, ImageMissing, SandboxError, SessionGone
+from ..errors import (
+    ConfigError,
+    EngineUnavailable,
+    ImageMissing,
+    LiveLimitsUnsupported,
+    SandboxError,
+    SessionGone,
+)
+from . import docker_options
 from .backend import (
     LABEL_SESSION,
     AgentStream,
     Backend,
     ContainerRecord,
     ContainerState,
+    RuntimeTraits,
 )
+from .docker_connect import (
+    CONNECTION_ERRORS,
+    Endpoint,
+    cause_of,
+    connect,
+    engine_hint,
+    explain,
+    local_engine_nproc,
+    resolve_endpoint,
+    translated,
+)
+from .docker_stream import DockerAttachStream
+from .engine_facts import EngineFacts
+from .image import build_hint
+from .seccomp import load_profile, profile_path
 from .spec import ContainerSpec, Limits
 
-ENGINE_HINT = (
-    "start one (e.g. 'sudo systemctl start docker', or 'make engine' in a sandbox-kernel "
-    "checkout) or point DOCKER_HOST at one"
-)
-
-
-def _explain(exc: BaseException) -> str:
-    text = getattr(exc, "explanation", None) or str(exc)
-    return " ".join(str(text).split())[:300]
-
-
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Turn docker-py and connection errors into one-sentence SandboxErrors."""
-    try:
-        yield
-    except SandboxError:
-        raise
-    except docker.errors.ImageNotFound as exc:
-        raise ImageMissing(
-            f"cannot {what}: the image is missing ({_explain(exc)}); build it with "
-            "'sandbox-kernel build-image'") from exc
-    except docker.errors.NotFound as exc:
-        raise SessionGone(f"cannot {what}: the container no longer exists") from exc
-    except docker.errors.APIError as exc:
-        text = _explain(exc)
-        if "is paused" in text:
-            raise SessionGone(f"cannot {what}: the container was paused from outside") from exc
-        if "is not running" in text or "is restarting" in text:
-            raise SessionGone(f"cannot {what}: the container is not running") from exc
-        raise SandboxError(f"Docker refused to {what}: {text}") from exc
-    except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as exc:
-        raise EngineUnavailable(f"the Docker engine stopped answering; {ENGINE_HINT}") from exc
-    except requests.exceptions.ReadTimeout as exc:
-        raise EngineUnavailable(f"the Docker engine did not answer in time ({what})") from exc
-    except docker.errors.DockerException as exc:
-        raise SandboxError(f"cannot {what}: {_explain(exc)}") from exc
-
-
-def _inodes(size: int) -> int:
-    """Inodes for a tmpfs of `size` bytes: one per 4 KiB page (at least 1024)."""
-    return max(1024, size // 4096)
-
-
-class DockerAttachStream(AgentStream):
-    """The container's attached stdin/stdout/stderr over the engine's hijacked socket."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._sock: socket.socket = getattr(raw, "_sock", raw)
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def send(self, data: bytes) -> None:
-        try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            raise SessionGone("the sandbox's connection is closed") from exc
-
-    def frames(self) -> Iterator[tuple[int, bytes]]:
-        try:
-            for stream, chunk in frames_iter(self._raw, tty=False):
-                if chunk:
-                    yield stream, chunk
-        except (OSError, ValueError):
-            return
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for step in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._raw.close,
-                     self._sock.close):
-            with contextlib.suppress(OSError):
-                step()
-
-
+#: The agent's uid in the image (docker/sandbox/Dockerfile).
+AGENT_UID = 999
 class DockerBackend(Backend):
-    """Sandboxes as Docker containers on the engine docker-py finds (DOCKER_HOST etc.)."""
+    """Sandboxes as containers on the engine the docker CLI would use (DOCKER_HOST etc.).
 
-    def __init__(self, client: Any = None, timeout: float = 60.0) -> None:
+    `seccomp_profile`: a profile's path; None means sandbox-kernel's own (seccomp.py).
+    `allow_unenforced_limits`: accept an engine where limits cannot hold (rootless Podman
+    on cgroup v1), which is otherwise refused.
+    """
+
+    def __init__(self, client: Any = None, timeout: float = 60.0, *,
+                 seccomp_profile: Path | None = None,
+                 allow_unenforced_limits: bool = False) -> None:
         self._client = client
         self._timeout = timeout
         self._lock = threading.Lock()
+        self._endpoint: Endpoint | None = None
+        self._facts: EngineFacts | None = None
+        self._seccomp_path = seccomp_profile
+        self._seccomp: str | None = None
+        self._nproc: int | None = None
+        self.allow_unenforced_limits = allow_unenforced_limits
+
+    @property
+    def where(self) -> str:
+        """The engine's address and where it came from, for messages."""
+        if self._endpoint is None and self._client is not None:
+            return str(getattr(self._client.api, "base_url", "the given client"))
+        if self._endpoint is None:
+            with contextlib.suppress(docker.errors.DockerException):
+                self._endpoint = resolve_endpoint()
+        return self._endpoint.describe() if self._endpoint else "an unknown address"
 
     @property
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
                 try:
-                    self._client = docker.DockerClient.from_env(timeout=self._timeout)
+                    self._endpoint = resolve_endpoint()
+                    self._client = connect(self._endpoint, self._timeout)
                 except docker.errors.DockerException as exc:
-                    raise EngineUnavailable(f"no Docker engine is reachable; {ENGINE_HINT}") \
-                        from exc
+                    at = f" at {self._endpoint.describe()}" if self._endpoint else ""
+                    raise EngineUnavailable(f"no Docker engine is reachable{at}: "
+                                            f"{cause_of(exc)}; {engine_hint()}") from exc
             return self._client
 
     @property
     def api(self) -> Any:
         return self.client.api
 
+    @property
+    def facts(self) -> EngineFacts:
+        """What the engine is (read once): Docker or Podman, cgroups, runtimes."""
+        if self._facts is None:
+            with translated("read the engine's facts", self.where):
+                self._facts = EngineFacts.from_api(self.api.info(), self.api.version())
+        return self._facts
+
+    def check_runtime(self, runtime: str | None) -> RuntimeTraits:
+        facts = self.facts
+        facts.check(self.allow_unenforced_limits)
+        return facts.runtime(runtime).traits
+
     def image_labels(self, image: str) -> dict[str, str]:
         try:
             config = self.api.inspect_image(image).get("Config") or {}
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(
-                f"the sandbox image {image!r} is not on this Docker engine; build it with "
-                "'sandbox-kernel build-image'"
+                f"the sandbox image {image!r} is not on the engine at {self.where}; "
+                f"{build_hint(image)}"
             ) from exc
-        except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
-            raise EngineUnavailable(f"no Docker engine is reachable; {ENGINE_HINT}") from exc
+        except (*CONNECTION_ERRORS, docker.errors.APIError) as exc:
+            raise EngineUnavailable(f"no Docker engine is reachable at {self.where}: "
+                                    f"{cause_of(exc)}; {engine_hint()}") from exc
         return dict(config.get("Labels") or {})
 
     def check(self, image: str) -> None:
-        with _translated("reach the Docker engine"):
+        with translated("reach the Docker engine", self.where):
             self.api.ping()
+        self.facts.check(self.allow_unenforced_limits)
         proto = self.image_labels(image).get("sandbox_kernel.protocol")
         if proto is not None and proto != str(PROTOCOL_VERSION):
             raise ImageMissing(
                 f"the image {image!r} carries agent protocol {proto}, but this sandbox-kernel "
-                f"speaks protocol {PROTOCOL_VERSION}; rebuild it with 'sandbox-kernel build-image'"
+                f"speaks protocol {PROTOCOL_VERSION}; re{build_hint(image)}"
             )
 
+    def _nproc_ceiling(self) -> int:
+        """What an explicit RLIMIT_NPROC may be: the local engine's own hard limit, if known."""
+        if self._nproc is None:
+            found = local_engine_nproc(self._endpoint) if self._endpoint else None
+            self._nproc = found or docker_options.NPROC_FALLBACK
+        return self._nproc
+
+    def _seccomp_option(self) -> str:
+        if self._seccomp_path is None:
+            try:
+                self._seccomp_path = profile_path()
+            except FileNotFoundError as exc:
+                raise ConfigError(f"sandbox-kernel's seccomp profile is missing ({exc}); "
+                                  "reinstall sandbox-kernel") from None
+        if self._seccomp is None:
+            self._seccomp = load_profile(self._seccomp_path)
+        return docker_options.seccomp_option(self.facts, self._seccomp, str(self._seccomp_path))
+
     def create(self, spec: ContainerSpec, started: bool = False) -> str:
-        lim = spec.limits
-        host_config = self.api.create_host_config(
-            auto_remove=True,
-            init=True,
-            network_mode=spec.network,
-            read_only=True,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"],
-            mem_limit=lim.memory,
-            memswap_limit=lim.memory,
-            nano_cpus=int(lim.cpus * 1e9),
-            pids_limit=lim.pids,
-            # nr_inodes: one per page of size. Files with data can never need more, and
-            # without a bound a million empty files fill the memory limit with inodes
-            # (tmpfs counts against it) instead of failing with ENOSPC.
-            tmpfs={
-                "/tmp": f"rw,noexec,nosuid,nodev,size={lim.tmp_size},"
-                        f"nr_inodes={_inodes(lim.tmp_size)}",
-                "/sandbox": f"rw,noexec,nosuid,nodev,size={lim.sandbox_size},"
-                            f"nr_inodes={_inodes(lim.sandbox_size)},uid=1000,gid=1000,mode=0700",
-            },
-            shm_size=64 * 1024 * 1024,
-            ulimits=[
-                Ulimit(name="core", soft=0, hard=0),
-                Ulimit(name="fsize", soft=lim.file_size, hard=lim.file_size),
-                Ulimit(name="nofile", soft=1024, hard=1024),
-            ],
-            log_config=LogConfig(type="none"),
-        )
-        with _translated("create a sandbox container"):
+        traits = self.check_runtime(spec.runtime)
+        host_config = docker_options.host_config(
+            spec, self.facts, traits, self._seccomp_option(), self._nproc_ceiling())
+        with translated("create a sandbox container", self.where, image=spec.image):
             cid: str = self.api.create_container(
                 spec.image,
                 name=spec.name,
                 labels=spec.labels,
-                environment=spec.env,
-                user="1000:1000",
+                environment=docker_options.environment(spec, traits),
+                user="0:0",  # the agent drops root at once (docs/architecture.md)
                 hostname="sandbox",
                 working_dir="/sandbox",
                 stdin_open=True,
@@ -209,13 +185,13 @@ class DockerBackend(Backend):
         return cid
 
     def attach(self, container_id: str) -> AgentStream:
-        with _translated("attach to the sandbox"):
+        with translated("attach to the sandbox", self.where):
             raw = self.api.attach_socket(
                 container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         return DockerAttachStream(raw)
 
     def start(self, container_id: str) -> None:
-        with _translated("start the sandbox container"):
+        with translated("start the sandbox container", self.where):
             self.api.start(container_id)
 
     def rename(self, container_id: str, name: str) -> bool:
@@ -224,30 +200,48 @@ class DockerBackend(Backend):
             return True
         except (docker.errors.NotFound, docker.errors.APIError):
             return False
-        except requests.exceptions.ConnectionError as exc:
-            raise EngineUnavailable(f"the Docker engine stopped answering; {ENGINE_HINT}") \
-                from exc
+        except CONNECTION_ERRORS as exc:
+            raise EngineUnavailable(f"the engine at {self.where} stopped answering "
+                                    f"({cause_of(exc)}); {engine_hint()}") from exc
 
     def update(self, container_id: str, limits: Limits) -> None:
+        with translated("inspect the sandbox", self.where):
+            runtime = (self.api.inspect_container(container_id).get("HostConfig") or {}).get(
+                "Runtime")
+        facts = self.facts
+        traits = facts.traits_of(runtime or None)
+        if not traits.live_update:
+            raise LiveLimitsUnsupported(
+                f"the {traits.kind} runtime cannot change a running sandbox's memory, CPU or "
+                "process limits; restart the sandbox with the new limits")
         # docker-py's update_container cannot set NanoCpus or PidsLimit; the Engine API can.
-        data = {
-            "Memory": limits.memory,
-            "MemorySwap": limits.memory,
-            "NanoCpus": int(limits.cpus * 1e9),
-            "PidsLimit": limits.pids,
-        }
-        with _translated("change the sandbox's limits"):
+        # Podman's compat API has no update endpoint (404); its libpod one works.
+        if facts.kind == "podman":
+            url = f"{self.api.base_url}/v4.0.0/libpod/containers/{container_id}/update"
+            body = docker_options.libpod_update_body(limits, traits)
+        else:
             url = self.api._url("/containers/{0}/update", container_id)
-            self.api._result(self.api._post_json(url, data=data), True)
+            body = docker_options.update_body(limits, traits)
+        try:
+            with translated("change the sandbox's limits", self.where):
+                self.api._result(self.api._post_json(url, data=body), facts.kind != "podman")
+        except SessionGone as exc:
+            if isinstance(exc.__cause__, docker.errors.NotFound) and \
+                    self.state(container_id).exists:
+                raise LiveLimitsUnsupported(
+                    f"the {facts.name} engine at {self.where} cannot change a running "
+                    f"sandbox's limits (its update endpoint answered: "
+                    f"{explain(exc.__cause__)})") from exc
+            raise
 
     def state(self, container_id: str) -> ContainerState:
         try:
             info = self.api.inspect_container(container_id)
         except docker.errors.NotFound:
             return ContainerState(exists=False)
-        except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
-            raise EngineUnavailable(f"the Docker engine stopped answering; {ENGINE_HINT}") \
-                from exc
+        except (*CONNECTION_ERRORS, docker.errors.APIError) as exc:
+            raise EngineUnavailable(f"the engine at {self.where} stopped answering "
+                                    f"({cause_of(exc)}); {engine_hint()}") from exc
         st = info.get("State") or {}
         return ContainerState(
             exists=True,
@@ -265,18 +259,18 @@ class DockerBackend(Backend):
         except docker.errors.APIError as exc:
             if exc.status_code == 404:
                 return
-            if "already in progress" not in _explain(exc):
-                raise SandboxError(f"Docker refused to remove the sandbox: {_explain(exc)}") \
-                    from exc
+            if "already in progress" not in explain(exc):
+                raise SandboxError(f"the engine refused to remove the sandbox: "
+                                   f"{explain(exc)}") from exc
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.state(container_id).exists:
                 time.sleep(0.05)
-        except requests.exceptions.ConnectionError as exc:
-            raise EngineUnavailable(f"the Docker engine stopped answering; {ENGINE_HINT}") \
-                from exc
+        except CONNECTION_ERRORS as exc:
+            raise EngineUnavailable(f"the engine at {self.where} stopped answering "
+                                    f"({cause_of(exc)}); {engine_hint()}") from exc
 
     def list_owned(self, all_states: bool = True) -> list[ContainerRecord]:
-        with _translated("list sandbox containers"):
+        with translated("list sandbox containers", self.where):
             rows = self.api.containers(all=all_states, filters={"label": LABEL_SESSION})
         return [
             ContainerRecord(
@@ -290,21 +284,26 @@ class DockerBackend(Backend):
         ]
 
     def exec_in(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
-        with _translated("run a probe in the sandbox"):
-            exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+        # As the agent's uid, without capabilities: cell code (uid 1000) cannot trace a
+        # probe and change what it reports.
+        with translated("run a probe in the sandbox", self.where):
+            exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True,
+                                           user=f"{AGENT_UID}:{AGENT_UID}")["Id"]
             output = self.api.exec_start(exec_id)
             code = self.api.exec_inspect(exec_id).get("ExitCode")
         return (code if isinstance(code, int) else -1), bytes(output or b"")
 
     def versions(self) -> dict[str, str]:
-        with _translated("read the engine's version"):
-            v = self.api.version()
-            info = self.api.info()
+        f = self.facts
         return {
-            "engine": str(v.get("Version", "?")),
-            "api": str(v.get("ApiVersion", "?")),
-            "cgroup": str(info.get("CgroupVersion", "?")),
-            "runtime": str(info.get("DefaultRuntime", "?")),
-            "security": ", ".join(str(s).split(",")[0] for s in info.get("SecurityOptions") or []),
-            "kernel": str(info.get("KernelVersion", "?")),
+            "name": f.name,
+            "engine": f.version,
+            "api": f.api_version,
+            "cgroup": f.cgroup_version,
+            "runtime": f.default_runtime,
+            "runtimes": ", ".join(rt.name for rt in f.runtimes),
+            "security": ", ".join(f.security),
+            "kernel": f.kernel,
+            "address": self.where,
+            "summary": f.describe(),
         }

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
+from ..agent.protocol import PROTOCOL_VERSION
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGE = f"sandbox-kernel:agent-v{PROTOCOL_VERSION}"
+
+
+def default_image() -> str:
+    """$SANDBOX_IMAGE if set (as for `sandbox-kernel build-image`), else DEFAULT_IMAGE."""
+    return os.environ.get("SANDBOX_IMAGE") or DEFAULT_IMAGE
 _HASHED = ("Dockerfile", "entrypoint.sh", "limits.conf", "healthcheck.sh", "requirements.lock")
+
+
+def build_hint(image: str) -> str:
+    """The command that builds a missing sandbox image under the tag it was asked by."""
+    return (f"build it with 'sandbox-kernel build-image --tag {image[:200]}' (a derived "
+            "image: also give the --requirements, --apt or --npm it was made with)")
 
 
 def docker_dir() -> Path:
@@ -32,3 +48,19 @@ def agent_hash() -> str:
             if name.endswith(suffix):
                 h.update((agent / name).read_bytes())
     return h.hexdigest()[:16]
+
+
+def build_cache(environ: Mapping[str, str] = os.environ) -> Path:
+    """Per-user staging for image builds (never inside the package or the source tree):
+    $SANDBOX_BUILD_DIR, else $XDG_CACHE_HOME/sandbox-kernel/build, else ~/.cache/..."""
+    if environ.get("SANDBOX_BUILD_DIR"):
+        return Path(environ["SANDBOX_BUILD_DIR"])
+    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "sandbox-kernel" / "build"
+
+
+def context_dir(tag: str, environ: Mapping[str, str] = os.environ) -> Path:
+    """The build context of one image tag (one per tag, so concurrent builds do not mix);
+    docker/build-sandbox.sh names it the same way."""
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
+    return build_cache(environ) / f"{re.sub(r'[^A-Za-z0-9._-]', '_', tag)}-{digest}"

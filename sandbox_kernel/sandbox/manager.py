@@ -8,6 +8,7 @@ containers of ours whose owner process is gone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
@@ -17,21 +18,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__
-from ..agent.protocol import PROTOCOL_VERSION
 from ..errors import SandboxError, SessionNotFound
-from .backend import LABEL_SESSION, LABEL_VERSION, Backend
+from .backend import LABEL_SESSION, LABEL_VERSION, AgentStream, Backend
+from .engines import make_backend
+from .image import default_image
 from .pool import Pool
 from .reaper import Owner, Reaped, owner_labels, reap
-from .session import Session, close_quietly
+from .session import AsyncSession
 from .spec import ContainerSpec, ExecResult, FileInfo, FileOp, Health, Limits, SessionInfo
+from .sync import LoopThread, Session, call
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IMAGE = f"sandbox-kernel:agent-v{PROTOCOL_VERSION}"
 EVENTS = ("session:created", "execution:completed", "execution:error", "session:cleanup",
           "error")
 #: Variables every sandbox gets; nothing from the host environment is passed on.
 BASE_ENV = {"SANDBOX": "1"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A container ready for its agent's greeting, and the stream to greet it on."""
+
+    container_id: str
+    session_id: str
+    limits: Limits
+    stream: AgentStream
+    pooled: bool
+    started: float
+
+
+def close_quietly(session: Session) -> None:
+    """Close a session during cleanup, where a dead engine must not raise."""
+    try:
+        session.close()
+    except SandboxError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -46,17 +68,15 @@ class CleanupReport:
 class SandboxManager:
     """Creates and tracks sandbox sessions on one backend. Thread-safe; a context manager."""
 
-    def __init__(self, image: str = DEFAULT_IMAGE, limits: Limits | None = None, *,
+    def __init__(self, image: str | None = None, limits: Limits | None = None, *,
                  ceilings: Limits | None = None, pool_size: int = 0,
                  idle_timeout: float = 1800.0, cleanup_interval: float = 60.0,
                  env: dict[str, str] | None = None, backend: Backend | None = None,
-                 reap_on_start: bool = True) -> None:
-        if backend is None:
-            from .docker_backend import DockerBackend
-
-            backend = DockerBackend()
-        self.backend = backend
-        self.image = image
+                 reap_on_start: bool = True, runtime: str | None = None) -> None:
+        self.backend = backend if backend is not None else make_backend()
+        self.image = image or default_image()
+        #: The engine's OCI runtime for every sandbox (e.g. runsc); None: the engine default.
+        self.runtime = runtime or None
         self.limits = limits or Limits()
         self.ceilings = ceilings
         if ceilings is not None:
@@ -72,8 +92,9 @@ class SandboxManager:
                                                                               EVENTS}
         self._stop = threading.Event()
         self._closed = False
-        self.pool = Pool(backend, image, self.limits, self.env, pool_size, self.labels,
-                         self.owner)
+        self._loop_thread: LoopThread | None = None
+        self.pool = Pool(self.backend, self.image, self.limits, self.env, pool_size, self.labels,
+                         self.owner, runtime=self.runtime)
         if reap_on_start:  # in the background: a first session must not wait for it
             threading.Thread(target=self._reap_quietly, name="sandbox-reap", daemon=True).start()
         self.pool.start()
@@ -100,52 +121,77 @@ class SandboxManager:
                     self.emit("error", error=exc)
 
     # ----- sessions -----------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The manager's own event loop (a daemon thread) for synchronous callers."""
+        with self._lock:
+            if self._loop_thread is None:
+                self._loop_thread = LoopThread("sandbox-manager")
+            return self._loop_thread.loop
+
     def create_session(self, limits: Limits | None = None) -> str:
         """Start a sandbox (from the pool when limits match) and return its session id."""
-        if self._closed:
-            raise SandboxError("this SandboxManager is closed")
         return self.open_session(limits).session_id
 
     def open_session(self, limits: Limits | None = None) -> Session:
         """Like create_session, but return the Session object itself."""
+        prepared = self.prepare(limits)
+        core = call(self.loop, self.connect(prepared))
+        return self.adopt(core, self.loop, prepared)
+
+    def prepare(self, limits: Limits | None = None) -> Prepared:
+        """The engine side of a new session (blocking): a claimed or started container."""
+        if self._closed:
+            raise SandboxError("this SandboxManager is closed")
         lim = limits or self.limits
         if self.ceilings is not None:
             lim.check_within(self.ceilings)
         t0 = time.perf_counter()
-        session = None
-        pooled = False
-        if self.pool.matches(self.image, lim, self.env):
+        if self.pool.matches(self.image, lim, self.env, self.runtime):
             claimed = self.pool.claim()
             if claimed is not None:
                 cid, sid = claimed
                 try:
-                    session = Session.connect(self.backend, cid, sid, self.image, lim,
-                                              start=False, ceilings=self.ceilings, timeout=10)
-                    pooled = True
+                    return Prepared(cid, sid, lim, self.backend.attach(cid), True, t0)
                 except SandboxError as exc:
                     log.warning("pooled sandbox was unusable (%s); starting a new one", exc)
-                    session = None
-        if session is None:
-            sid = secrets.token_hex(6)
-            spec = ContainerSpec(image=self.image, name=self.owner.container_name(sid),
-                                 limits=lim, labels={**self.labels, LABEL_SESSION: sid},
-                                 env=self.env)
+        sid = secrets.token_hex(6)
+        spec = ContainerSpec(image=self.image, name=self.owner.container_name(sid), limits=lim,
+                             labels={**self.labels, LABEL_SESSION: sid}, env=self.env,
+                             runtime=self.runtime)
+        try:
+            cid = self.backend.create(spec)
             try:
-                cid = self.backend.create(spec)
-            except SandboxError as exc:
-                self.emit("error", error=exc)
+                stream = self.backend.attach(cid)
+                self.backend.start(cid)
+            except BaseException:
+                self.backend.remove(cid)
                 raise
-            try:
-                session = Session.connect(self.backend, cid, sid, self.image, lim, start=True,
-                                          ceilings=self.ceilings)
-            except SandboxError as exc:
-                self.emit("error", error=exc)
-                raise
+        except SandboxError as exc:
+            self.emit("error", error=exc)
+            raise
+        return Prepared(cid, sid, lim, stream, False, t0)
+
+    async def connect(self, prepared: Prepared) -> AsyncSession:
+        """Greet the prepared container's agent, on the calling event loop."""
+        try:
+            return await AsyncSession.connect(
+                self.backend, prepared.container_id, prepared.session_id, self.image,
+                prepared.limits, prepared.stream, ceilings=self.ceilings,
+                timeout=10 if prepared.pooled else 30)
+        except SandboxError as exc:
+            self.emit("error", error=exc)
+            raise
+
+    def adopt(self, core: AsyncSession, loop: asyncio.AbstractEventLoop,
+              prepared: Prepared) -> Session:
+        """Track a connected session (for cleanup and events); return its facade."""
+        session = Session(core, loop)
         with self._lock:
-            self._sessions[session.session_id] = session
-        self.emit("session:created", session_id=session.session_id,
-                  container_id=session.container_id, pooled=pooled,
-                  duration_ms=(time.perf_counter() - t0) * 1000)
+            self._sessions[core.session_id] = session
+        self.emit("session:created", session_id=core.session_id,
+                  container_id=core.container_id, pooled=prepared.pooled,
+                  duration_ms=(time.perf_counter() - prepared.started) * 1000)
         return session
 
     def session(self, session_id: str) -> Session:
@@ -165,6 +211,13 @@ class SandboxManager:
                         pids_limit=s.limits.pids, alive=s.alive)
             for s in sessions
         ]
+
+    def release(self, session_id: str, reason: str = "released") -> None:
+        """Stop tracking a session its owner closes itself (on its own event loop)."""
+        with self._lock:
+            s = self._sessions.pop(session_id, None)
+        if s is not None:
+            self.emit("session:cleanup", session_id=session_id, reason=reason)
 
     def destroy_session(self, session_id: str, reason: str = "destroyed") -> None:
         with self._lock:
@@ -280,6 +333,8 @@ class SandboxManager:
             close_quietly(s)
             self.emit("session:cleanup", session_id=s.session_id, reason="manager closed")
         self.pool.close()
+        if self._loop_thread is not None:
+            self._loop_thread.stop()
 
     def __enter__(self) -> SandboxManager:
         return self

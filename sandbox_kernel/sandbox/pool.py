@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 CLAIM_TIMEOUT_S = 3600.0
 
 
-def pool_key(image: str, limits: Limits, env: dict[str, str]) -> str:
-    """Containers are interchangeable only if image, limits and environment all match."""
+def pool_key(image: str, limits: Limits, env: dict[str, str], runtime: str | None = None) -> str:
+    """Containers are interchangeable only if image, limits, environment and runtime match."""
     numbers = {k: float(v) for k, v in limits.as_dict().items()}  # 1 and 1.0 are one limit
-    blob = json.dumps([image, numbers, sorted(env.items())], sort_keys=True)
+    parts: list[object] = [image, numbers, sorted(env.items())]
+    if runtime:
+        parts.append(runtime)
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -36,7 +39,8 @@ class Pool:
     """Keeps `size` started containers ready for `claim()`; refills in the background."""
 
     def __init__(self, backend: Backend, image: str, limits: Limits, env: dict[str, str],
-                 size: int, labels: dict[str, str], owner: Owner) -> None:
+                 size: int, labels: dict[str, str], owner: Owner,
+                 runtime: str | None = None) -> None:
         self.backend = backend
         self.image = image
         self.limits = limits
@@ -44,15 +48,18 @@ class Pool:
         self.size = max(0, size)
         self.labels = labels
         self.owner = owner
-        self.key = pool_key(image, limits, env)
+        self.runtime = runtime
+        self.key = pool_key(image, limits, env, runtime)
         self._ready: deque[tuple[str, str]] = deque()  # (container id, session id)
         self._lock = threading.Lock()
+        self._filling = threading.Lock()  # one filler at a time, or both see room and add
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def matches(self, image: str, limits: Limits, env: dict[str, str]) -> bool:
-        return pool_key(image, limits, env) == self.key
+    def matches(self, image: str, limits: Limits, env: dict[str, str],
+                runtime: str | None = None) -> bool:
+        return pool_key(image, limits, env, runtime) == self.key
 
     def start(self) -> None:
         if self.size and self._thread is None:
@@ -71,7 +78,15 @@ class Pool:
             self._ready = deque(item for item in self._ready if item[0] in alive)
 
     def fill_once(self) -> int:
-        """Create containers until the pool is full; return how many were added."""
+        """Create containers until the pool is full; return how many were added.
+
+        Fillers take turns (the background loop, a caller waiting for a full pool): each
+        checks the room and creates under one lock, so the pool never exceeds its size.
+        """
+        with self._filling:
+            return self._fill()
+
+    def _fill(self) -> int:
         self.prune()
         added = 0
         while not self._stop.is_set():
@@ -83,6 +98,7 @@ class Pool:
                 image=self.image, name=f"{POOL_PREFIX}{sid}", limits=self.limits,
                 labels={**self.labels, LABEL_SESSION: sid, LABEL_POOL: self.key},
                 env={**self.env, "SANDBOX_AGENT_CLAIM_TIMEOUT": str(int(CLAIM_TIMEOUT_S))},
+                runtime=self.runtime,
             )
             cid = self.backend.create(spec, started=True)
             with self._lock:

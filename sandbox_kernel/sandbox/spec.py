@@ -142,6 +142,8 @@ RULES: dict[str, LimitRule] = {
     "output": LimitRule("size", 1 * KiB, 1 * GiB, "output kept per cell"),
     "sandbox_size": LimitRule("size", 1 * MiB, 64 * GiB, "/sandbox tmpfs (counts as memory)"),
     "tmp_size": LimitRule("size", 1 * MiB, 64 * GiB, "/tmp tmpfs (counts as memory)"),
+    "packages_size": LimitRule("size", 1 * MiB, 64 * GiB,
+                               "tmpfs of packages installed live (counts as memory)"),
 }
 #: Limits that can change on a running container without losing state.
 LIVE_LIMITS = ("memory", "cpus", "pids", "timeout", "cpu_time", "output")
@@ -160,6 +162,7 @@ class Limits:
     output: int = 4 * MiB
     sandbox_size: int = 256 * MiB
     tmp_size: int = 64 * MiB
+    packages_size: int = 1 * GiB
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -244,6 +247,7 @@ class CellResult:
     state_lost: bool = False
     message: str = ""
     dropped_chars: int = 0
+    dropped_outputs: int = 0
     exit_signal: str | None = None
 
     @property
@@ -312,3 +316,5 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     network: str = "none"
+    #: The engine's OCI runtime for this container (e.g. runsc); None: the engine's default.
+    runtime: str | None = None

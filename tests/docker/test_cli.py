@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox_kernel.sandbox.docker_backend import DockerBackend
-from sandbox_kernel.sandbox.image import agent_hash
-from sandbox_kernel.sandbox.manager import DEFAULT_IMAGE
+from sandbox_kernel.sandbox.image import agent_hash, default_image
 from sandbox_kernel.sandbox.reaper import owner_of
 
 pytestmark = pytest.mark.docker
@@ -100,7 +100,7 @@ def test_exec_without_command() -> None:
 
 
 def test_doctor() -> None:
-    fresh = DockerBackend().image_labels(DEFAULT_IMAGE).get("sandbox_kernel.agent_hash") \
+    fresh = DockerBackend().image_labels(default_image()).get("sandbox_kernel.agent_hash") \
         == agent_hash()
     r = cli("doctor")
     no_traceback(r)
@@ -112,7 +112,52 @@ def test_doctor() -> None:
         assert r.stdout.rstrip().endswith("all checks passed")
     else:  # the image predates the agent sources here: doctor must say so and fail
         assert r.returncode == 1
-        assert "run 'sandbox-kernel build-image'" in r.stdout
+        assert re.search(r"rebuild it with 'sandbox-kernel build-image --tag \S+'", r.stdout), \
+            r.stdout
+
+
+def test_doctor_reads_the_jupyter_config_and_the_kernelspecs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "sandbox_kernel_config.py"
+    config.write_text('c.Sandbox.memory = "lots"\nc.Sandbox.memroy = "1g"\n'
+                      'c.Sandbox.image = "sandbox-kernel:no-such-image-for-doctor"\n')
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path))
+    r = cli("doctor")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert re.search(r"^ok +kernelspec sandbox \('Python 3 \(sandbox\)', ", r.stdout, re.M), \
+        r.stdout
+    assert f"ok   config files: {config}" in r.stdout
+    assert re.search(rf"^FAIL +kernelspec sandbox: {re.escape(str(config))}: c.Sandbox.memory "
+                     r"= 'lots' is not valid", r.stdout, re.M), r.stdout
+    assert re.search(r"^note +kernelspec sandbox: .*did you mean c.Sandbox.memory", r.stdout,
+                     re.M), r.stdout
+    assert re.search(r"^FAIL +the sandbox image 'sandbox-kernel:no-such-image-for-doctor' is "
+                     r"not on the engine .*'sandbox-kernel build-image --tag "
+                     r"sandbox-kernel:no-such-image-for-doctor'", r.stdout, re.M), r.stdout
+
+
+def test_pool_keeps_exactly_the_size_asked_for() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_IMAGE"}
+    # Limits of its own, so that no other kernel on this engine claims from this pool.
+    proc = subprocess.Popen([*CLI, "pool", "--size", "2", "--memory", "333m"],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("keeping 2 warm sandbox(es)")
+        counts = []
+        for _ in range(8):  # the background refill runs every 2 s: watch a few rounds
+            counts.append(len(containers_of(proc.pid)))
+            time.sleep(0.5)
+        assert counts == [2] * len(counts), counts
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while containers_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert containers_of(proc.pid) == []
 
 
 def test_ls_shows_a_live_session(session) -> None:

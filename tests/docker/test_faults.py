@@ -72,8 +72,9 @@ def test_engine_unreachable_from_environment(monkeypatch) -> None:
     [msg] = failures(lambda: SandboxManager(cleanup_interval=0).create_session(),
                      expected=EngineUnavailable)
     one_sentence(msg)
-    assert msg.startswith("no Docker engine is reachable; start one")
-    assert "DOCKER_HOST" in msg
+    # It names the address, where it came from and the cause, then what to do.
+    assert msg.startswith(f"no Docker engine is reachable at {NO_ENGINE} (DOCKER_HOST): ")
+    assert "; start one" in msg
 
 
 def test_image_missing(manager) -> None:

@@ -113,7 +113,8 @@ def test_python_fork_bomb_hits_pids_limit(session) -> None:
     assert r.exit_code == 0, r.stderr
     words = r.stdout.split()
     assert words[:4] == ["fork", "failed", "BlockingIOError", "EAGAIN"], r.stdout
-    assert 5 <= int(words[4]) < 20
+    assert 5 <= int(words[4]) <= 20  # pids 20: the cgroup counts every task, RLIMIT_NPROC
+    # (gVisor) only the user's
     assert time.monotonic() - t0 < 4, "the sleeping children must be killed, not waited for"
     assert_alive(session)
     left = processes(session, gone=("python3",))

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox_kernel.sandbox import Limits, SandboxManager
 from sandbox_kernel.sandbox.backend import LABEL_POOL, LABEL_SESSION
-from sandbox_kernel.sandbox.manager import DEFAULT_IMAGE
+from sandbox_kernel.sandbox.image import default_image
 from sandbox_kernel.sandbox.reaper import POOL_PREFIX, Owner, host_id, owner_labels, reap
 from sandbox_kernel.sandbox.spec import ContainerSpec
 
@@ -33,6 +33,21 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
             return value
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def test_concurrent_fills_keep_exactly_the_pool_size() -> None:
+    """The background refill and callers waiting for a full pool never overfill it."""
+    # Limits of its own, so that no other kernel on this engine claims from this pool.
+    with SandboxManager(pool_size=2, cleanup_interval=0,
+                        limits=Limits(memory=333 * 2**20)) as m:
+        threads = [threading.Thread(target=m.pool.fill_once) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        time.sleep(2.5)  # one more round of the background loop
+        assert len(pool_containers(m)) == 2
+    assert pool_containers(m) == []
 
 
 @pytest.mark.slow
@@ -147,7 +162,7 @@ def test_reaper_removes_orphan_of_dead_owner(manager, session, a_dead_pid, wait_
         sid = secrets.token_hex(6)
         name = f"sandbox-kernel-test-orphan-{sid}"
         labels = {**owner_labels(Owner(host_id(), a_dead_pid, 1)), LABEL_SESSION: sid}
-        spec = ContainerSpec(image=DEFAULT_IMAGE, name=name, limits=Limits(), labels=labels)
+        spec = ContainerSpec(image=default_image(), name=name, limits=Limits(), labels=labels)
         cid = backend.create(spec, started=True)
         try:
             dry = {r.container_id: r for r in reap(backend, dry_run=True)}
@@ -176,7 +191,7 @@ def test_reaper_never_touches_unlabelled_containers(manager, a_dead_pid) -> None
     client = manager.backend.client
     # looks like ours (dead owner labels) but lacks the session label
     container = client.containers.run(
-        DEFAULT_IMAGE, detach=True, stdin_open=True, network_mode="none",
+        default_image(), detach=True, stdin_open=True, network_mode="none",
         labels={"sandbox_kernel.owner_pid": str(a_dead_pid),
                 "sandbox_kernel.owner_host": "x", "test": "unlabelled"})
     try:

@@ -4,6 +4,10 @@ leaves nothing behind when shut down (the same, also concurrently).
 The kernels' exit codes are printed, not asserted: on a loaded 2-core machine a few kernels
 take longer than jupyter_client's graceful window (half of shutdown_wait_time) to remove
 their sandbox and get SIGTERM (-15); their containers go all the same (the agent sees EOF).
+
+The kernels use IPC transport: with TCP, jupyter_client picks each kernel's ports by binding
+and releasing them, and twenty clients connecting at once can take such a port as their own
+ephemeral port before its kernel binds it ("Address already in use"), a client-side race.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def test_twenty_kernels_at_once() -> None:
         h: KernelHandle | None = None
         seen: dict[str, Any] = {}
         try:
-            h = KernelHandle("sandbox")
+            h = KernelHandle("sandbox", transport="ipc")
             answer = h.value("__import__('socket').gethostname(), 6 * 7")
             seen.update(pid=h.pid, answer=answer, answered_at=time.monotonic() - t0,
                         containers=[(c.id, c.name) for c in containers_of(h.pid)])

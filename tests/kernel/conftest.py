@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,9 +146,12 @@ class KernelHandle:
 
     def __init__(self, name: str = "sandbox", *, cwd: str | os.PathLike[str] | None = None,
                  env: dict[str, str] | None = None,
-                 extra_arguments: list[str] | None = None) -> None:
+                 extra_arguments: list[str] | None = None, transport: str = "tcp") -> None:
         self.name = name
-        self.km = KernelManager(kernel_name=name)
+        # IPC paths are per kernel: jupyter_client's default ("kernel-ipc") is shared.
+        ipc = {"ip": os.path.join(tempfile.gettempdir(), f"sk-{uuid.uuid4().hex[:12]}")} \
+            if transport == "ipc" else {}
+        self.km = KernelManager(kernel_name=name, transport=transport, **ipc)
         kwargs: dict[str, Any] = {}
         if cwd is not None:
             kwargs["cwd"] = str(cwd)
@@ -172,9 +177,8 @@ class KernelHandle:
                 store_history: bool = True, user_expressions: dict[str, str] | None = None,
                 on_msg: Callable[[Msg], None] | None = None) -> Result:
         """Run a cell; answer input_requests from ``answers`` (in order)."""
-        kc = self.kc
         start = time.monotonic()
-        msg_id = kc.execute(code, silent=silent, store_history=store_history,
+        msg_id = self.kc.execute(code, silent=silent, store_history=store_history,
                             allow_stdin=allow_stdin, user_expressions=user_expressions or {},
                             stop_on_error=False)
         msgs: list[Msg] = []
@@ -190,42 +194,57 @@ class KernelHandle:
                 raise AssertionError(f"cell did not finish within {timeout} s: {code[:80]!r}; "
                                      f"got so far: {[(m.type, m.content) for m in msgs][-10:]}")
             if allow_stdin:
-                try:
-                    req = kc.get_stdin_msg(timeout=0.001)
-                except Empty:
-                    pass
-                else:
-                    inputs.append(req["content"])
-                    kc.input(pending.pop(0) if pending else "")
+                self._answer_stdin(inputs, pending)
             if reply is None:
-                try:
-                    r = kc.get_shell_msg(timeout=0.001)
-                except Empty:
-                    pass
-                else:
-                    if r["parent_header"].get("msg_id") == msg_id:
-                        reply = r
+                reply = self._shell_reply(msg_id)
             if idle:
                 time.sleep(0.005)
                 continue
-            try:
-                m = kc.get_iopub_msg(timeout=0.02)
-            except Empty:
-                continue
-            if m["parent_header"].get("msg_id") != msg_id:
-                continue
-            mt = m["msg_type"]
-            if mt == "status":
-                idle = m["content"]["execution_state"] == "idle"
-                continue
-            if mt == "execute_input":
-                continue
+            idle = self._take_iopub(msg_id, start, msgs, on_msg)
+        assert reply is not None
+        return Result(reply["content"], reply.get("metadata", {}), msgs, inputs)
+
+    def _answer_stdin(self, inputs: list[dict[str, Any]], pending: list[str]) -> None:
+        try:
+            req = self.kc.get_stdin_msg(timeout=0.001)
+        except Empty:
+            return
+        inputs.append(req["content"])
+        self.kc.input(pending.pop(0) if pending else "")
+
+    def _shell_reply(self, msg_id: str) -> dict[str, Any] | None:
+        try:
+            r = self.kc.get_shell_msg(timeout=0.001)
+        except Empty:
+            return None
+        return r if r["parent_header"].get("msg_id") == msg_id else None
+
+    def _take_iopub(self, msg_id: str, start: float, msgs: list[Msg],
+                    on_msg: Callable[[Msg], None] | None) -> bool:
+        """One IOPub message of this request into `msgs`; True once the kernel is idle."""
+        try:
+            m = self.kc.get_iopub_msg(timeout=0.02)
+        except Empty:
+            return False
+        if m["parent_header"].get("msg_id") != msg_id:
+            return False
+        mt = m["msg_type"]
+        if mt == "status":
+            return bool(m["content"]["execution_state"] == "idle")
+        if mt != "execute_input":
             msg = Msg(mt, m["content"], time.monotonic() - start, m)
             msgs.append(msg)
             if on_msg is not None:
                 on_msg(msg)
-        assert reply is not None
-        return Result(reply["content"], reply.get("metadata", {}), msgs, inputs)
+        return False
+
+    def until_idle(self, msg_id: str, timeout: float = 30) -> list[Msg]:
+        """The IOPub messages a request caused, up to its idle status (any shell message)."""
+        start, msgs = time.monotonic(), []
+        while not self._take_iopub(msg_id, start, msgs, None):
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"no idle for {msg_id}: {[(m.type, m.content) for m in msgs]}")
+        return msgs
 
     def ok(self, code: str, **kwargs: Any) -> Result:
         """Run a cell that must succeed."""
@@ -264,6 +283,18 @@ class KernelHandle:
 
     def alive(self) -> bool:
         return bool(self.km.is_alive())
+
+    def usage(self) -> dict[str, Any]:
+        """The kernel's usage_reply (jupyter-resource-usage's panel asks on control)."""
+        msg = self.kc.session.msg("usage_request", {})
+        self.kc.control_channel.send(msg)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            reply = self.kc.control_channel.get_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                assert reply["msg_type"] == "usage_reply"
+                return dict(reply["content"])
+        raise AssertionError("no usage_reply")
 
     def close(self) -> None:
         if getattr(self, "_closed", False):
@@ -304,6 +335,16 @@ def _no_leaked_kernel_containers(request: pytest.FixtureRequest) -> Iterator[Non
     before = set(KERNEL_PIDS)
     yield
     check_no_leaks(KERNEL_PIDS - before, f"module {request.module.__name__}")
+
+
+@pytest.fixture(scope="module")
+def k() -> Iterator[KernelHandle]:
+    """A sandbox kernel shared by a module's tests (a module that needs options has its own)."""
+    handle = KernelHandle("sandbox")
+    try:
+        yield handle
+    finally:
+        handle.close()
 
 
 @pytest.fixture

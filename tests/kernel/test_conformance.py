@@ -72,7 +72,7 @@ class TestSandboxPythonConformance(_RegisterPid, jupyter_kernel_test.KernelTests
                  f"display(Image(data=base64.b64decode('{_PNG_B64}'), format='png'))",
          "mime": "image/png"},
         {"code": "from IPython.display import display, Markdown\ndisplay(Markdown('**md**'))",
-         "mime": "text/markdown"},
+         "mime": "text/html"},  # markdown is rendered to HTML on the host (policy/)
     ]
 
     code_history_pattern = "1?2*"
@@ -105,7 +105,7 @@ class TestSandboxNodeConformance(_RegisterPid, jupyter_kernel_test.KernelTests):
     ]
 
     code_display_data = [{"code": "display.html('<b>x</b>')", "mime": "text/html"},
-                         {"code": "display.markdown('**md**')", "mime": "text/markdown"}]
+                         {"code": "display.markdown('**md**')", "mime": "text/html"}]
 
     code_history_pattern = "6?7"
     supported_history_operations = ("tail", "range", "search")

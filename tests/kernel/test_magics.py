@@ -361,7 +361,8 @@ def test_upload_download_round_trip_of_a_binary_file(k: KernelHandle, kernel_cwd
     assert "already exists" in usage_error(k.execute("%sandbox download blob.bin copy.bin"))
     assert (kernel_cwd / "copy.bin").read_bytes() == data
     k.ok("open('/sandbox/blob.bin', 'ab').write(b'more')")
-    k.ok("%sandbox download blob.bin copy.bin --force")
+    r = k.ok("%sandbox download blob.bin copy.bin --force", allow_stdin=True, answers=["y"])
+    assert r.input_requests[0]["prompt"].startswith("Replace copy.bin")
     assert (kernel_cwd / "copy.bin").read_bytes() == data + b"more"
     assert not [p for p in kernel_cwd.iterdir() if ".sandbox-" in p.name]  # no temp files left
 

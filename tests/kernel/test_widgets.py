@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty
-from typing import Any
 
 import nbformat
 import pytest
@@ -27,27 +25,6 @@ MiB = 2**20
 MEMORY = re.compile(r"(\d+) MB / (\d+) MB")
 
 
-@pytest.fixture(scope="module")
-def k() -> Iterator[KernelHandle]:
-    handle = KernelHandle("sandbox")
-    try:
-        yield handle
-    finally:
-        handle.close()
-
-
-def _usage(k: KernelHandle) -> dict[str, Any]:
-    msg = k.kc.session.msg("usage_request", {})
-    k.kc.control_channel.send(msg)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        reply = k.kc.control_channel.get_msg(timeout=30)
-        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
-            assert reply["msg_type"] == "usage_reply"
-            return dict(reply["content"])
-    raise AssertionError("no usage_reply")
-
-
 def _rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -57,7 +34,7 @@ def _rss(pid: int) -> int:
 
 def test_usage_request_reports_the_sandbox_not_the_kernel_process(k: KernelHandle) -> None:
     k.ok("held = b'\\x01' * (200 * 2**20)")
-    usage = _usage(k)
+    usage = k.usage()
     assert usage["hostname"] == "sandbox"
     assert usage["host_virtual_memory"]["total"] == 512 * MiB
     assert usage["kernel_memory"] > 200 * MiB
@@ -65,7 +42,7 @@ def test_usage_request_reports_the_sandbox_not_the_kernel_process(k: KernelHandl
     assert usage["sandbox"]["pids_limit"] == 20
     assert usage["cpu_count"] == 1
     k.ok("del held")
-    assert _usage(k)["kernel_memory"] < 150 * MiB
+    assert k.usage()["kernel_memory"] < 150 * MiB
 
 
 def test_health_watch_is_a_widget_with_a_text_and_html_snapshot(k: KernelHandle) -> None:

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pytest
-from kernel.conftest import KernelHandle, docker
+from kernel.conftest import KernelHandle, containers_of, docker
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,14 @@ def probe(k: KernelHandle, code: str, **kwargs: Any) -> Any:
     lines = r.text("stdout").strip().splitlines()
     assert lines, f"no output from the probe: {r}"
     return json.loads(lines[-1])
+
+
+def container_processes(k: KernelHandle) -> list[psutil.Process]:
+    """Every process of the kernel's sandbox, seen from the host (init first)."""
+    (record,) = containers_of(k.pid)
+    pid = int(docker("inspect", "-f", "{{.State.Pid}}", record.id).stdout)
+    init = psutil.Process(pid)
+    return [init, *init.children(recursive=True)]
 
 
 def processes(k: KernelHandle) -> list[tuple[int, str, str]]:

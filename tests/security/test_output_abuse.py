@@ -1,6 +1,7 @@
 """Output abuse from inside a cell: floods are capped with a notice while the kernel's memory
 stays bounded, bytes that are not UTF-8 are replaced, escape sequences pass as text, and
-text that imitates the agent's framing cannot desynchronise anything.
+text that imitates the agent's framing cannot desynchronise anything. Frames forged on the
+pipes a cell can reach are tests/security/test_integrity.py's.
 
 Covered elsewhere, not repeated: 100 MB through ``sys.stdout.write``
 (tests/kernel/test_execution.py::test_output_cap_truncates_100mb_and_kernel_memory_stays_bounded)
@@ -17,7 +18,6 @@ import time
 
 import psutil
 import pytest
-from kernel.conftest import containers_of, wait_until
 
 from .conftest import KernelHandle
 
@@ -34,6 +34,9 @@ def _hwm_mib(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM")
+
+
+CEILING_HINT = "the administrator's ceiling of 64 MB is too small to show it all"
 
 
 @pytest.mark.parametrize("cell, produced", [
@@ -55,8 +58,13 @@ def test_floods_are_capped_with_a_notice_and_kernel_memory_stays_bounded(
     shown = sum(len(m.content["text"]) for m in out)
     assert shown == CAP
     assert max(len(m.content["text"]) for m in out) <= CAP
-    assert r.text("stderr") == "\n" + NOTICE.format(produced - CAP) + \
-        " (raise with %sandbox limits output=16m)\n"
+    # The notice names a value that shows it all, within the administrator's 64 MB ceiling;
+    # a one-line write's return value is an execute_result past the cap: counted too.
+    hint = "raise with %sandbox limits output=64m to see it all" if produced <= 64 * MiB \
+        else CEILING_HINT
+    more = " and 1 more outputs" if cell.endswith("<< 20))") else ""
+    assert r.text("stderr") == "\n" + NOTICE.format(produced - CAP).replace(
+        " were not", more + " were not") + f" ({hint})\n"
     rss = kernel.memory_info().rss / MiB
     hwm = _hwm_mib(k.pid)
     print(f"\n{cell.splitlines()[-1][:40]!r}: {produced:,} chars in {elapsed:.2f} s, "
@@ -124,57 +132,3 @@ def test_text_imitating_the_protocol_is_just_output(k: KernelHandle, cell: str,
     assert r.text("stdout") == expected
     for i in range(3):
         assert k.value(f"{i} * 2") == str(i * 2)
-
-
-FORGE = r'''
-import json, os, time
-agent = int(open("/tmp/.sandbox-agent.pid").read())
-own = int(os.environ["SANDBOX_TASK"].split("-")[1])  # this cell's request id
-fd = os.open(f"/proc/{agent}/fd/1", os.O_WRONLY)
-os.write(fd, FRAMES.replace(b"OWN", str(own).encode()))
-os.close(fd)
-time.sleep(0.5)
-print("real output after the forgery")
-'''
-
-
-def test_well_formed_frames_written_to_the_agents_stdout_are_taken_as_the_agents(
-        k: KernelHandle) -> None:
-    """Known limit, not fixed here: the cell runs as the agent's uid, so it can open
-    /proc/<agent>/fd/1 (or /proc/1/fd/1: docker-init holds the same pipe) and write frames
-    the host cannot tell from the agent's. They are validated like any frame and can only
-    speak for this sandbox's own requests: here the cell ends early with forged output.
-    Nothing reaches the host beyond what the cell could print anyway."""
-    frames = "".join(json.dumps(f) + "\n" for f in (
-        {"id": "OWN", "type": "stream", "name": "stdout", "text": "forged\n"},
-        {"id": "OWN", "type": "done", "status": "ok", "verdict": "ok"},
-        {"id": 10**9, "type": "done", "status": "ok"},  # nobody's request: dropped
-    )).replace('"OWN"', "OWN").encode()
-    r = k.execute(f"FRAMES = {frames!r}\n" + FORGE, timeout=30)
-    assert r.status == "ok"
-    assert r.text("stdout") == "forged\n"
-    assert "real output after the forgery" not in r.dump()
-    time.sleep(1)  # the real cell finishes in the sandbox meanwhile
-    assert k.value("'the next cell is answered normally'") == \
-        "'the next cell is answered normally'"
-
-
-@pytest.mark.parametrize("frames", [
-    b'{"id": 1, "type": "done", "status": "ok"',  # no newline: glued to the next real frame
-    b"not json at all\n",
-    b'{"id": 1, "type": "evil"}\n',
-], ids=["partial-line", "not-json", "unknown-type"])
-def test_malformed_frames_on_the_agents_stdout_disconnect_that_sandbox(
-        k: KernelHandle, frames: bytes) -> None:
-    k.ok("before_forgery = 1")
-    old = {c.id for c in containers_of(k.pid)}
-    r = k.execute(f"FRAMES = {frames!r}\n" + FORGE, timeout=30)
-    assert r.status == "error"
-    assert r.reply["ename"] == "SandboxError"
-    assert r.reply["evalue"].startswith("the sandbox broke protocol (")
-    assert r.reply["evalue"].endswith(") and was disconnected")
-    r = k.execute("before_forgery")
-    assert r.reply["ename"] == "NameError"
-    assert "a fresh sandbox was started" in r.text("stderr")
-    assert wait_until(lambda: old.isdisjoint(c.id for c in containers_of(k.pid)), 10)
-    assert k.value("'fresh'") == "'fresh'"

@@ -1,8 +1,12 @@
 """The dependency rules of architecture.md, read from every module's AST.
 
-- only sandbox/docker_backend.py imports docker (or requests);
-- agent/ imports the standard library and itself only (python_worker.py may also use
-  IPython, traitlets and matplotlib), never sandbox_kernel.sandbox or sandbox_kernel.kernel;
+- only the Docker backend's modules (sandbox/docker_*.py, engine_facts.py) import docker (or
+  requests), only the backend factory (sandbox/engines.py) imports them from above, and no
+  module above them speaks the Engine API's vocabulary: a Kubernetes backend (docs/engines.md)
+  would need no change above the Backend interface;
+- agent/ imports the standard library and itself only (the Python worker's modules may
+  also use IPython, traitlets and matplotlib), never sandbox_kernel.sandbox or
+  sandbox_kernel.kernel;
 - sandbox/ never imports Jupyter (ipykernel, traitlets, ipywidgets, jupyter_client) or
   sandbox_kernel.kernel.
 """
@@ -21,7 +25,16 @@ import sandbox_kernel
 PACKAGE = Path(sandbox_kernel.__file__).resolve().parent
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 DOCKER_ONLY = "sandbox_kernel.sandbox.docker_backend"
-WORKER_EXTRAS = {"IPython", "traitlets", "matplotlib"}
+FACTORY = "sandbox_kernel.sandbox.engines"
+#: Engine API words that mean code above the backend knows it talks to Docker.
+DOCKER_VOCABULARY = ("HostConfig", "NanoCpus", "PidsLimit", "SecurityOpt", "attach_socket",
+                     "exec_create", "inspect_container", "/containers/", "docker.sock",
+                     "libpod", "DOCKER_HOST", "DOCKER_CERT_PATH", "REQUESTS_CA_BUNDLE")
+WORKER_EXTRAS = {"IPython", "traitlets", "matplotlib", "comm"}
+#: The installer runs the image's pip in its own process (as the installer uid).
+INSTALLER_EXTRAS = {"sandbox_kernel.agent.installer": {"pip"}}
+WORKER_MODULES = {f"sandbox_kernel.agent.{m}" for m in ("python_worker", "pyshell", "pycompile",
+                                                          "pymagics", "pystreams", "pycomm")}
 JUPYTER = {"ipykernel", "traitlets", "ipywidgets", "jupyter_client"}
 
 
@@ -79,17 +92,52 @@ def under(name: str, prefix: str) -> bool:
 
 def test_scanner_sees_the_package() -> None:
     names = {m for m, _, _ in MODULES}
-    assert {"sandbox_kernel.agent.supervisor", "sandbox_kernel.sandbox.session",
-            DOCKER_ONLY, "sandbox_kernel.cli"} <= names
+    assert {"sandbox_kernel.agent.agent", "sandbox_kernel.sandbox.session",
+            DOCKER_ONLY, FACTORY, "sandbox_kernel.cli"} <= names
     assert len(names) >= 20
-    # positive control: the docker backend really does import docker
-    backend_imports = {top(i) for m, _, imps in MODULES if m == DOCKER_ONLY for i, _ in imps}
+    # positive control: the docker backend's modules really do import docker and requests
+    backend_imports = {top(i) for m, _, imps in MODULES if docker_family(m) for i, _ in imps}
     assert {"docker", "requests"} <= backend_imports
 
 
+def docker_family(name: str) -> bool:
+    """The Docker backend and its helpers."""
+    short = name.rpartition(".")[2]
+    return under(name, "sandbox_kernel.sandbox") and (short.startswith("docker_") or
+                                                        short == "engine_facts")
+
+
 def test_only_the_docker_backend_imports_docker() -> None:
-    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES if m != DOCKER_ONLY
+    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES if not docker_family(m)
            for imp, line in imps if top(imp) in ("docker", "requests", "urllib3")]
+    assert not bad, "\n".join(bad)
+
+
+#: Building images is Docker's business by nature (docker build): these may use the CLI.
+IMAGE_BUILDS = {"sandbox_kernel.sandbox.derived", "sandbox_kernel.sandbox.image"}
+
+
+def test_only_the_factory_names_the_docker_backend() -> None:
+    family = {m for m, _, _ in MODULES if docker_family(m)}
+    assert {DOCKER_ONLY, "sandbox_kernel.sandbox.engine_facts"} <= family
+    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES
+           if not docker_family(m) and m != FACTORY for imp, line in imps
+           if any(under(imp, f) for f in family)
+           and not (m in IMAGE_BUILDS and under(imp, "sandbox_kernel.sandbox.docker_cli"))]
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_above_the_backend_speaks_the_engine_api() -> None:
+    bad = []
+    for m, path, _ in MODULES:
+        if docker_family(m) or m == FACTORY:
+            continue
+        text = path.read_text(encoding="utf-8")
+        bad += [f"{m} mentions {word!r}" for word in DOCKER_VOCABULARY if word in text]
+        tree = ast.parse(text)
+        bad += [f"{m}:{node.lineno} uses .{node.attr} (a Docker client)"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr in ("api", "client")]
     assert not bad, "\n".join(bad)
 
 
@@ -98,7 +146,7 @@ def test_agent_is_standard_library_only() -> None:
     for m, _, imps in MODULES:
         if not under(m, "sandbox_kernel.agent"):
             continue
-        extras = WORKER_EXTRAS if m == "sandbox_kernel.agent.python_worker" else set()
+        extras = WORKER_EXTRAS if m in WORKER_MODULES else INSTALLER_EXTRAS.get(m, set())
         for imp, line in imps:
             t = top(imp)
             if t == "sandbox_kernel":
@@ -126,6 +174,14 @@ def test_kernel_layer_may_be_absent_or_empty() -> None:
 
 
 # ----- the checker itself must be able to catch violations -------------------------------------
+def test_the_vocabulary_check_can_fail() -> None:
+    tree = ast.parse("def f(b):\n    return b.api.inspect_container('x')\n")
+    assert any(isinstance(n, ast.Attribute) and n.attr == "api" for n in ast.walk(tree))
+    assert docker_family("sandbox_kernel.sandbox.docker_connect")
+    assert not docker_family("sandbox_kernel.sandbox.session")
+    assert not docker_family("sandbox_kernel.kernel.docker_things")
+
+
 @pytest.mark.parametrize(("source", "module", "expected"), [
     ("from ..kernel import cells", "sandbox_kernel.sandbox.fake", "sandbox_kernel.kernel.cells"),
     ("from .. import kernel", "sandbox_kernel.sandbox.fake", "sandbox_kernel.kernel"),

@@ -1,0 +1,132 @@
+"""Finding the engine as the docker CLI does, TLS trust from the endpoint only, and errors
+that name their cause (docker_connect.py). Nothing here needs a running engine."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox_kernel.errors import EngineUnavailable
+from sandbox_kernel.sandbox.docker_backend import DockerBackend
+from sandbox_kernel.sandbox.docker_connect import (
+    DEFAULT_SOCKET,
+    Endpoint,
+    _APIClient,
+    cause_of,
+    resolve_endpoint,
+)
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty docker CLI config dir (DOCKER_CONFIG), so the user's own is never read."""
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    return tmp_path
+
+
+def add_context(config: Path, name: str, host: str, tls_dir: Path | None = None) -> None:
+    cid = hashlib.sha256(name.encode()).hexdigest()
+    meta = config / "contexts" / "meta" / cid
+    meta.mkdir(parents=True)
+    meta.joinpath("meta.json").write_text(json.dumps({
+        "Name": name, "Metadata": {},
+        "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}}))
+    if tls_dir is not None:
+        tls = config / "contexts" / "tls" / cid / "docker"
+        tls.mkdir(parents=True)
+        for f in ("ca.pem", "cert.pem", "key.pem"):
+            tls.joinpath(f).write_text((tls_dir / f).read_text())
+
+
+def test_default_socket(docker_config: Path) -> None:
+    ep = resolve_endpoint({})
+    assert (ep.url, ep.source, ep.tls) == (DEFAULT_SOCKET, "default socket", None)
+
+
+def test_docker_host_with_tls_variables(docker_config: Path, tmp_path: Path) -> None:
+    for f in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / f).write_text("x")
+    ep = resolve_endpoint({"DOCKER_HOST": "tcp://127.0.0.1:2376", "DOCKER_TLS_VERIFY": "1",
+                           "DOCKER_CERT_PATH": str(tmp_path)})
+    assert (ep.url, ep.source) == ("tcp://127.0.0.1:2376", "DOCKER_HOST")
+    assert ep.tls is not None and ep.tls.verify and ep.tls.ca_cert == str(tmp_path / "ca.pem")
+    assert ep.describe() == "tcp://127.0.0.1:2376 (DOCKER_HOST)"
+
+
+def test_current_context_and_docker_context_win_as_in_the_cli(docker_config: Path,
+                                                              tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for f in ("ca.pem", "cert.pem", "key.pem"):
+        (certs / f).write_text("x")
+    add_context(docker_config, "remote", "tcp://127.0.0.1:23760", certs)
+    add_context(docker_config, "other", "unix:///run/other.sock")
+    (docker_config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    ep = resolve_endpoint({})
+    assert (ep.url, ep.source) == ("tcp://127.0.0.1:23760", "context remote")
+    assert ep.tls is not None and ep.tls.ca_cert.endswith("ca.pem")
+    # DOCKER_HOST beats the config's current context; DOCKER_CONTEXT beats DOCKER_HOST
+    assert resolve_endpoint({"DOCKER_HOST": "unix:///x.sock"}).source == "DOCKER_HOST"
+    ep = resolve_endpoint({"DOCKER_HOST": "unix:///x.sock", "DOCKER_CONTEXT": "other"})
+    assert (ep.url, ep.source) == ("unix:///run/other.sock", "context other")
+
+
+def test_a_missing_context_names_itself(docker_config: Path) -> None:
+    with pytest.raises(Exception, match="'nowhere'"):
+        resolve_endpoint({"DOCKER_CONTEXT": "nowhere"})
+
+
+def test_environment_ca_bundles_never_replace_the_engines_ca(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker/docker-py#2433: requests merges REQUESTS_CA_BUNDLE over session.verify."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    url = "https://127.0.0.1:2376/version"
+    plain = requests.Session()
+    plain.verify = "/engine/ca.pem"
+    assert plain.merge_environment_settings(url, {}, False, None, None)["verify"] != \
+        "/engine/ca.pem"  # the bug, in plain requests
+    api = _APIClient(base_url="tcp://127.0.0.1:2376", version="1.41")
+    api.verify = "/engine/ca.pem"
+    api.trust_env = True  # requests sets it so in __init__: it must stay off
+    assert api.trust_env is False
+    assert api.merge_environment_settings(url, {}, False, None, None)["verify"] == \
+        "/engine/ca.pem"
+    api.close()
+
+
+# docker-py leaves the socket of a failed unix connection to the garbage collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_no_engine_message_names_the_address_and_the_cause(
+        monkeypatch: pytest.MonkeyPatch, docker_config: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    with pytest.raises(EngineUnavailable) as err:
+        DockerBackend(timeout=5).client  # noqa: B018 - the property connects
+    assert "tcp://127.0.0.1:9 (DOCKER_HOST): connection refused" in str(err.value)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(EngineUnavailable, match=r"nonexistent/docker.sock \(DOCKER_HOST\): "
+                                                r"no such file or directory"):
+        DockerBackend(timeout=5).client  # noqa: B018
+    gc.collect()
+
+
+def test_cause_of_digs_to_the_innermost_reason() -> None:
+    inner = ConnectionRefusedError(111, "Connection refused")
+    try:
+        try:
+            raise inner
+        except OSError as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+    except requests.exceptions.ConnectionError as outer:
+        assert cause_of(outer) == "connection refused"
+    assert cause_of(RuntimeError("plain words")) == "plain words"
+
+
+def test_endpoint_describe() -> None:
+    assert Endpoint("unix:///s", "context x").describe() == "unix:///s (context x)"
