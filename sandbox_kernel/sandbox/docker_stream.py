@@ -225,6 +225,10 @@ class DockerAttachStream(AgentStream):
         elif self._queued > _HIGH_WATER and not self._held:
             self._held = True  # the engine's buffers and the agent wait, not our memory
             self._loop.remove_reader(self._sock.fileno())
+        elif _pending(self._sock) and not self._closed:
+            # The buffer filled mid-record: the record's rest waits, decrypted, in the TLS
+            # layer, and no readiness event will announce it.
+            self._loop.call_soon(self._on_readable)
 
     async def read(self) -> tuple[int, bytes]:
         item = await self._bind().get()

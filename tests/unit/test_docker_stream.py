@@ -7,6 +7,7 @@ frames_iter) gets the first frame and hangs; ours gets them all.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -22,6 +23,7 @@ from docker.utils.socket import frames_iter
 
 from sandbox_kernel.sandbox.docker_stream import (
     HEADER,
+    DockerAttachStream,
     FrameSplitter,
     iter_frames,
     recv_available_into,
@@ -161,3 +163,63 @@ def test_splitter_views_survive_a_reader_that_reuses_its_buffer() -> None:
             buf[:] = b"\xee" * step  # the next read overwrites the buffer
         assert out == FRAMES * 3, step
         assert splitter.buffered == 0
+
+
+class BufferedTLS:
+    """A TLS socket's read side as the event loop sees it: records decrypted one at a time,
+    the rest of the current record in `pending()`, the descriptor readable only while
+    records are still on the wire."""
+
+    family = socket.AF_INET
+
+    def __init__(self, records: list[bytes]) -> None:
+        self._records = list(records)
+        self._current = b""
+        self._wire, self._peer = socket.socketpair()
+        self._peer.send(b"r" * len(records))
+
+    def fileno(self) -> int:
+        return self._wire.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self._wire.setblocking(flag)
+
+    def pending(self) -> int:
+        return len(self._current)
+
+    def recv_into(self, view: memoryview) -> int:
+        if not self._current:
+            if not self._records:
+                raise ssl.SSLWantReadError()
+            self._current = self._records.pop(0)
+            self._wire.recv(1)
+        n = min(len(view), len(self._current))
+        view[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def close(self) -> None:
+        self._wire.close()
+        self._peer.close()
+
+
+def test_attach_stream_takes_tls_bytes_left_over_when_its_buffer_filled() -> None:
+    """A read that fills the buffer in the middle of a record leaves the record's rest
+    decrypted in the TLS layer, which no readiness event announces: the stream must come
+    back for it, or a transfer waiting on those bytes stalls."""
+    data = frame(1, b"a" * 992) + frame(1, b"b" * (2**20 - HEADER.size))
+    records = [data[:1000]] + [data[i : i + 16384] for i in range(1000, len(data), 16384)]
+    sock = BufferedTLS(records)
+    stream = DockerAttachStream(sock)
+
+    async def drain() -> int:
+        total = 0
+        while total < len(data) - 2 * HEADER.size:
+            total += len((await asyncio.wait_for(stream.read(), 2.0))[1])
+        return total
+
+    try:
+        assert asyncio.run(drain()) == len(data) - 2 * HEADER.size
+    finally:
+        stream.close()
+        sock.close()
