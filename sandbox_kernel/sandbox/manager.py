@@ -20,10 +20,11 @@ from typing import Any
 from .. import __version__
 from ..errors import SandboxError, SessionNotFound
 from .backend import LABEL_SESSION, LABEL_VERSION, AgentStream, Backend
+from .cleanup import Cleaner, CleanupReport
 from .engines import make_backend
 from .image import default_image
 from .pool import Pool
-from .reaper import Owner, Reaped, owner_labels, reap
+from .reaper import Owner, owner_labels
 from .session import AsyncSession
 from .spec import ContainerSpec, ExecResult, FileInfo, FileOp, Health, Limits, SessionInfo
 from .sync import LoopThread, Session, call
@@ -56,15 +57,6 @@ def close_quietly(session: Session) -> None:
         pass
 
 
-@dataclass(frozen=True)
-class CleanupReport:
-    """What one cleanup pass removed."""
-
-    idle: tuple[str, ...]
-    dead: tuple[str, ...]
-    orphans: tuple[Reaped, ...]
-
-
 class SandboxManager:
     """Creates and tracks sandbox sessions on one backend. Thread-safe; a context manager."""
 
@@ -81,7 +73,6 @@ class SandboxManager:
         self.ceilings = ceilings
         if ceilings is not None:
             self.limits.check_within(ceilings)
-        self.idle_timeout = idle_timeout
         self.cleanup_interval = cleanup_interval
         self.env = {**BASE_ENV, **(env or {})}
         self.owner = Owner.current()
@@ -90,19 +81,17 @@ class SandboxManager:
         self._lock = threading.RLock()
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {e: [] for e in
                                                                               EVENTS}
-        self._stop = threading.Event()
         self._closed = False
         self._loop_thread: LoopThread | None = None
         self.pool = Pool(self.backend, self.image, self.limits, self.env, pool_size, self.labels,
                          self.owner, runtime=self.runtime)
-        if reap_on_start:  # in the background: a first session must not wait for it
-            threading.Thread(target=self._reap_quietly, name="sandbox-reap", daemon=True).start()
+        self.cleaner = Cleaner(self.backend, self._tracked, self._drop, self.emit, idle_timeout)
+        self.cleaner.start(cleanup_interval, reap_now=reap_on_start)
         self.pool.start()
-        self._cleaner: threading.Thread | None = None
-        if cleanup_interval > 0:
-            self._cleaner = threading.Thread(target=self._cleanup_loop, name="sandbox-cleanup",
-                                             daemon=True)
-            self._cleaner.start()
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.cleaner.idle_timeout
 
     # ----- events -------------------------------------------------------------------------
     def on(self, event: str, callback: Callable[[dict[str, Any]], None]) -> None:
@@ -279,33 +268,11 @@ class SandboxManager:
     # ----- cleanup ------------------------------------------------------------------------
     def cleanup(self) -> CleanupReport:
         """One pass: idle sessions, dead sessions, and orphaned containers of ours."""
-        now = time.time()
-        idle: list[str] = []
-        dead: list[str] = []
-        with self._lock:
-            for sid, s in list(self._sessions.items()):
-                if not s.alive:
-                    dead.append(sid)
-                elif not s.busy and now - s.last_activity_at > self.idle_timeout:
-                    idle.append(sid)
-        for sid in dead:
-            self._drop(sid, "container died")
-        for sid in idle:
-            self._drop(sid, "idle")
-        with self._lock:
-            keep = frozenset(s.container_id for s in self._sessions.values())
-        orphans = tuple(reap(self.backend, keep=keep))
-        for r in orphans:
-            self.emit("session:cleanup", session_id=None, container_id=r.container_id,
-                      reason=r.reason)
-        return CleanupReport(tuple(idle), tuple(dead), orphans)
+        return self.cleaner.run_once()
 
-    def _reap_quietly(self) -> None:
-        try:
-            for r in reap(self.backend):
-                log.info("removed orphaned sandbox %s: %s", r.name, r.reason)
-        except SandboxError as exc:
-            log.debug("startup reap skipped: %s", exc)
+    def _tracked(self) -> dict[str, Session]:
+        with self._lock:
+            return dict(self._sessions)
 
     def _drop(self, sid: str, reason: str) -> None:
         try:
@@ -313,19 +280,12 @@ class SandboxManager:
         except SessionNotFound:
             pass
 
-    def _cleanup_loop(self) -> None:
-        while not self._stop.wait(self.cleanup_interval):
-            try:
-                self.cleanup()
-            except SandboxError as exc:
-                self.emit("error", error=exc)
-
     def close(self) -> None:
         """Destroy every session and the pool. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
+        self.cleaner.stop()
         with self._lock:
             sessions = list(self._sessions.values())
             self._sessions.clear()
