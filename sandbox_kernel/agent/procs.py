@@ -25,7 +25,6 @@ class Proc:
     state: str
     start_tick: int
     cpu_ticks: int  # utime + stime + cutime + cstime
-    child_ticks: int  # cutime + cstime: reaped children only
     threads: int
     rss_pages: int
 
@@ -75,7 +74,6 @@ def parse_stat(pid: int, data: bytes) -> Proc | None:
     try:
         return Proc(pid=pid, ppid=int(fields[1]), state=fields[0],
                     start_tick=int(fields[19]), cpu_ticks=sum(int(x) for x in fields[11:15]),
-                    child_ticks=int(fields[13]) + int(fields[14]),
                     threads=int(fields[17]), rss_pages=int(fields[21]))
     except (IndexError, ValueError):
         return None

@@ -4,8 +4,9 @@ ipykernel's IOPub socket is a ZMQ XPUB, which drops messages past its high-water
 (1,000 per subscriber) when the publisher outruns the reader: a burst of small displays
 lost a share of them. Here IOPub is set to XPUB_NODROP (a full subscriber makes a send
 wait, up to SEND_TIMEOUT_MS, then it is counted as lost), the kernel waits while too many
-of its messages are still queued for the IOPub thread, and agent frames wait in the
-channel's reader thread while the kernel has not caught up, so the sandbox is paced.
+of its messages are still queued for the IOPub thread, and meanwhile the cell's executor
+takes no further agent frame: the attach stream stops reading past a few MB and the
+engine's pipes fill, so the sandbox is paced.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import zmq
 SEND_TIMEOUT_MS = 10_000
 _MAX_PENDING = 500
 _MAX_PENDING_BYTES = 32 << 20
-_MAX_FRAMES = 16
 
 
 class PacedIOPub:
@@ -74,29 +74,3 @@ class PacedIOPub:
         with self._lock:
             lost, self.lost = self.lost, 0
         return lost
-
-
-class FrameGate:
-    """A bounded hand-off of agent frames from the channel's reader thread to the loop:
-    the reader waits while `_MAX_FRAMES` frames are not yet taken."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._slots = threading.Semaphore(_MAX_FRAMES)
-        self._open = True
-
-    def put(self, frame: dict[str, Any]) -> None:
-        """From the reader thread: wait for a slot (never once the gate is closed)."""
-        while self._open and not self._slots.acquire(timeout=0.25):
-            pass
-        if self._open:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, frame)
-
-    async def get(self, timeout: float) -> dict[str, Any]:
-        frame = await asyncio.wait_for(self.queue.get(), timeout)
-        self._slots.release()
-        return frame
-
-    def close(self) -> None:
-        self._open = False
