@@ -178,6 +178,7 @@ class Agent:
         ftype = frame["type"]
         if ftype == "ready":
             w.ready, w.version = True, frame["version"]
+            w.prepare()
         elif ftype == "reply" and frame["id"] in self.pending:
             self._worker_reply(w, frame)
         elif self.comms.owns(frame):

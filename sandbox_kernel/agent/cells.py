@@ -212,6 +212,7 @@ class Cells:
                 timer.cancel()
         del self.runs[run.worker]
         run.worker.retire()
+        self.loop.call_soon(run.worker.prepare)  # after `done` has gone to the host
         wall = time.monotonic() - run.started
         scan = wall >= 0.05 and not state_lost
         cpu = max(0, self._cpu(run, scan) - run.cpu_base) / procs.CLK_TCK if not state_lost \

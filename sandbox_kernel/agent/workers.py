@@ -82,6 +82,7 @@ class Worker:
         self.stderr_tail = bytearray()
         self.kill_reason = ""
         self.current: Pipes | None = None
+        self.spare: tuple[Pipes, list[int]] | None = None  # the next run's, made early
         self.stale: list[Pipes] = []
         # Our own copies: the Popen's file objects would close these numbers again when they
         # are collected, by then perhaps another pipe's.
@@ -128,22 +129,36 @@ class Worker:
         if self.fd_sock is None:
             self.send_all([{**frame, "fds": 0}, after])
             return
+        pipes, ends = self.spare or self._new_pipes()
+        self.spare = None
+        try:
+            self.fd_sock.sendmsg([b"R"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                           array.array("i", ends))])
+        finally:
+            for w in ends:
+                os.close(w)
+        self.current = pipes
+        self.send_all([{**frame, "fds": 3}, after])
+
+    def prepare(self) -> None:
+        """Make the next run's pipes between cells, off that run's critical path. They
+        stay the agent's alone until that run's request passes their write ends."""
+        if self.spare is None and self.fd_sock is not None and not self.exited:
+            try:
+                self.spare = self._new_pipes()
+            except OSError:  # out of descriptors: start_run tries again, and says so
+                pass
+
+    def _new_pipes(self) -> tuple[Pipes, list[int]]:
         pairs = [os.pipe() for _ in range(3)]
         for r, w in pairs:
             widen(w)
             os.set_blocking(r, False)
-        try:
-            self.fd_sock.sendmsg([b"R"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                           array.array("i", [w for _, w in pairs]))])
-        finally:
-            for _, w in pairs:
-                os.close(w)
         pipes = Pipes(pairs[0][0], pairs[1][0], pairs[2][0])
-        self.current = pipes
         self._watch(pipes.events, functools.partial(self._on_events, pipes))
         for fd in (pipes.stdout, pipes.stderr):
             self._watch(fd, functools.partial(self._on_output, pipes, fd))
-        self.send_all([{**frame, "fds": 3}, after])
+        return pipes, [w for _, w in pairs]
 
     def retire(self) -> None:
         """The current run is over: its pipes are drained into nothing from now on."""
@@ -273,6 +288,11 @@ class Worker:
         self.exited = True
         for fd in (self.ctrl_w,):
             self.loop.remove_writer(fd)
+        if self.spare is not None:
+            for fd in self.spare[1]:
+                os.close(fd)
+            self.stale.append(self.spare[0])
+            self.spare = None
         for pipes in [self.base, *self.stale] + ([self.current] if self.current else []):
             self._close(pipes)
         self.stale.clear()
