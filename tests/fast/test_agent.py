@@ -25,6 +25,29 @@ def test_python_state_output_result_and_errors(shared: Any) -> None:
     assert [e["data"]["text/plain"] for e in ev if e["type"] == "result"] == ["40"]
 
 
+def test_top_level_await_async_for_and_async_with(shared: Any) -> None:
+    code = ("import asyncio, contextlib\n"
+            "async def gen():\n    yield 1\n    yield 2\n"
+            "@contextlib.asynccontextmanager\nasync def ctx():\n    yield 3\n"
+            "got = [x async for x in gen()]\n"
+            "async with ctx() as c:\n    got.append(c)\n"
+            "await asyncio.sleep(0) or got")
+    r, ev = run(shared, code)
+    assert r.ok, ev
+    assert [e["data"]["text/plain"] for e in ev if e["type"] == "result"] == ["[1, 2, 3]"]
+    r, ev = run(shared, "'await and async in a string'")
+    assert r.ok
+    assert [e["data"]["text/plain"] for e in ev if e["type"] == "result"] == [
+        "'await and async in a string'"]
+
+
+def test_every_cell_gets_fresh_pipes(shared: Any) -> None:
+    """The pipes made between cells are the next cell's own: each cell writes on new ones."""
+    code = "import os; print(os.fstat(1).st_ino)"
+    seen = {text(run(shared, code)[1]) for _ in range(3)}
+    assert len(seen) == 3
+
+
 def test_rich_display_and_fd_level_output(shared: Any) -> None:
     r, ev = run(shared, "from IPython.display import display, HTML\ndisplay(HTML('<b>b</b>'))\n"
                         "import os; os.system('echo from-a-child')")
