@@ -73,10 +73,8 @@ class Files:
                         on_progress(total)
                 else:
                     _check_end(frame, total)
-        except SandboxTimeout:
-            raise SessionGone(await s.diagnose(stalled=True)) from None
-        except SessionGone:
-            raise SessionGone(await s.diagnose()) from None
+        except (SandboxTimeout, SessionGone) as exc:
+            raise SessionGone(await _diagnosis(s, exc)) from None
         finally:
             s.channel.forget(call)
             if call.final is None and s.alive:
@@ -123,10 +121,8 @@ class Files:
                 raise FileOperationError(f"{path}: the source ended after {sent} of {size} "
                                          "bytes", "EIO")
             frame = await call.next(_STALL_S)
-        except SandboxTimeout:
-            raise SessionGone(await s.diagnose(stalled=True)) from None
-        except SessionGone:
-            raise SessionGone(await s.diagnose()) from None
+        except (SandboxTimeout, SessionGone) as exc:
+            raise SessionGone(await _diagnosis(s, exc)) from None
         finally:
             s.channel.forget(call)
         if frame["status"] != "ok":
@@ -178,6 +174,11 @@ class Files:
 
     async def mkdir(self, path: str, parents: bool = False) -> None:
         await self._request("mkdir", path=path, parents=parents)
+
+
+async def _diagnosis(s: AsyncSession, exc: BaseException) -> str:
+    """Why a transfer ended: a stalled agent (timed out) or a sandbox that went away."""
+    return await s.diagnose(stalled=isinstance(exc, SandboxTimeout))
 
 
 async def _give(sink: Sink, data: bytes) -> None:

@@ -85,3 +85,12 @@ def zombies(rows: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
 def set_limits(k: KernelHandle, spec: str) -> None:
     r = k.execute(f"%sandbox limits {spec}")
     assert r.status == "ok", r
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")

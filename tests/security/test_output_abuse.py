@@ -19,21 +19,13 @@ import time
 import psutil
 import pytest
 
-from .conftest import KernelHandle
+from .conftest import KernelHandle, peak_rss_mib
 
 pytestmark = pytest.mark.docker
 
 MiB = 1 << 20
 CAP = 4 * MiB  # the default output limit per cell
 NOTICE = "[sandbox] output truncated after 4 MB: {:,} more characters were not shown"
-
-
-def _hwm_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 CEILING_HINT = "the administrator's ceiling of 64 MB is too small to show it all"
@@ -66,7 +58,7 @@ def test_floods_are_capped_with_a_notice_and_kernel_memory_stays_bounded(
     assert r.text("stderr") == "\n" + NOTICE.format(produced - CAP).replace(
         " were not", more + " were not") + f" ({hint})\n"
     rss = kernel.memory_info().rss / MiB
-    hwm = _hwm_mib(k.pid)
+    hwm = peak_rss_mib(k.pid)
     print(f"\n{cell.splitlines()[-1][:40]!r}: {produced:,} chars in {elapsed:.2f} s, "
           f"kernel RSS {rss:.0f} MiB, peak {hwm:.0f} MiB")
     assert rss < 150 and hwm < 200

@@ -12,21 +12,13 @@ from queue import Empty
 import psutil
 import pytest
 
-from .conftest import KernelHandle
+from .conftest import KernelHandle, peak_rss_mib
 
 pytestmark = pytest.mark.docker
 
 MiB = 1 << 20
 CAP = 4 * MiB
 TRUNCATED = "[sandbox] output truncated after 4 MB: "
-
-
-def _hwm_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 def _shown_chars(r: object) -> int:
@@ -77,7 +69,7 @@ def test_every_output_type_counts_against_the_cap(k: KernelHandle, name: str) ->
         assert TRUNCATED in notice, notice[-500:]
         assert "more outputs were not shown" in notice
         assert len(r.of(mtype)) < produced or mtype == "execute_result"
-    assert _hwm_mib(k.pid) < 400
+    assert peak_rss_mib(k.pid) < 400
     assert k.value("'alive'") == "'alive'"
 
 
