@@ -9,6 +9,7 @@ import _signal  # type: ignore[import-not-found]  # the C module, no stub
 import base64
 import codecs
 import functools
+import importlib.util
 import os
 import signal
 import subprocess
@@ -175,19 +176,30 @@ def _publisher_class(out: Output) -> Any:
 #: The agent's own sources: no traceback shown to the user ends in them.
 AGENT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
+#: Packages the worker's shell runs on: IPython wraps sys.stdout.write to keep outputs.
+SHELL_PACKAGES = ("IPython", "traitlets")
+
+
+def own_dirs() -> tuple[str, ...]:
+    """The agent's and its shell's sources (the packages found without importing them)."""
+    dirs = [AGENT_DIR]
+    for name in SHELL_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        dirs.extend(os.path.join(p, "") for p in (spec and spec.submodule_search_locations) or ())
+    return tuple(dirs)
 
 
 def without_agent_frames(tb: Any) -> Any:
-    """The traceback without the agent frames it ends in (the SIGINT handler, a stream write),
-    and the standard library frames they called (a lock in Event.set)."""
+    """The traceback without the worker's own frames it ends in (the SIGINT handler, a stream
+    write, IPython's output capture), and the standard library frames they called."""
     entries = []
     while tb is not None:
         entries.append(tb)
         tb = tb.tb_next
-    cut = len(entries)
+    cut, own = len(entries), own_dirs()
     for i in range(len(entries) - 1, -1, -1):
         name = entries[i].tb_frame.f_code.co_filename
-        if name.startswith(AGENT_DIR):
+        if name.startswith(own):
             cut = i
         elif not name.startswith(STDLIB_DIR):
             break

@@ -1,16 +1,18 @@
 """An interrupt's traceback ends in the cell's code, not in the worker's own frames.
 
-SIGINT lands wherever the worker is: in its stream write, or in a standard-library call
-that write made (Event.is_set). Those trailing frames are cut; the user's own calls into
-the standard library are kept, as a local kernel shows them.
+SIGINT lands wherever the worker is: in its stream write, in a standard-library call
+that write made (Event.is_set), or in IPython's capture of the cell's output. Those
+trailing frames are cut; the user's own calls into the standard library are kept, as a
+local kernel shows them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from types import TracebackType
 
-from sandbox_kernel.agent.pyshell import AGENT_DIR, STDLIB_DIR, without_agent_frames
+from sandbox_kernel.agent.pyshell import AGENT_DIR, STDLIB_DIR, own_dirs, without_agent_frames
 
 
 def chain(*files: str) -> TracebackType:
@@ -56,3 +58,11 @@ def test_a_cell_interrupted_in_the_standard_library_keeps_those_frames() -> None
 def test_only_frames_after_the_last_cell_frame_are_cut() -> None:
     tb = chain(CELL, WRITE, CELL, THREADING)
     assert files(without_agent_frames(tb)) == [CELL, WRITE, CELL, THREADING]
+
+
+def test_ipython_output_capture_before_the_handler_is_cut() -> None:
+    """IPython wraps sys.stdout.write to keep each cell's outputs; SIGINT can land there."""
+    shell = next(d for d in own_dirs() if d.endswith("IPython" + os.sep)) + "core/shell.py"
+    traitlets = next(d for d in own_dirs() if "traitlets" in d) + "traitlets.py"
+    tb = chain(CELL, shell, traitlets, AGENT_DIR + "pystreams.py")
+    assert files(without_agent_frames(tb)) == [CELL]
