@@ -70,7 +70,7 @@ class Cells:
         if limit:
             run.guard_timer = self.loop.call_later(GUARD_TICK, self._guard, run, limit)
         keys = ("code", "execution_count", "allow_stdin", "silent", "store_history",
-                "user_expressions")
+                "user_expressions", "output_cap")
         # The sync goes with the run: the worker's request loop answers it only once the
         # cell has returned, so a cell that forged `done` and went on is still running.
         worker.start_run({"id": run.token, "type": "run", **{k: req[k] for k in keys}},

@@ -201,7 +201,7 @@ REPLIES: dict[str, dict[str, Field]] = {
 #: agent -> worker (Python and Node). A `run` is followed by its pipes (SCM_RIGHTS) for
 #: Python workers; `fds` says how many.
 WORKER_REQUESTS: dict[str, dict[str, Field]] = {
-    "run": {**_RUN_CELL, "fds": _int(3)},
+    "run": {**_RUN_CELL, "fds": _int(3), "output_cap": _int(1 << 40, 1)},
     "input_reply": {"value": _str(1_000_000)},
     "complete": {"code": _str(MAX_TEXT), "cursor_pos": _int(MAX_TEXT)},
     "inspect": {"code": _str(MAX_TEXT), "cursor_pos": _int(MAX_TEXT), "detail_level": _int(1)},

@@ -22,6 +22,8 @@ from .protocol import WORKER_REQUESTS
 _FLUSH_DELAY = 0.02
 FRAME_CHARS = 256 * 1024
 _FLUSH_SIZE = 64 * 1024
+#: What IPython's history pays for a string besides its characters (object and list slot).
+_KEPT_OVERHEAD = 56
 
 
 class Link:
@@ -181,9 +183,16 @@ class Output:
         self.link = link
         self.lock = threading.Lock()
         self.run_id = 0
+        #: Bytes the current cell's writes cost IPython's history, and its budget (the cap).
+        self.history_cost = 0
+        self.history_budget = 0
         self.stdout = OutStream(self, "stdout")
         self.stderr = OutStream(self, "stderr")
         self.flusher = Flusher(self)
+
+    def begin(self, run_id: int, history_budget: int) -> None:
+        self.run_id = run_id
+        self.history_cost, self.history_budget = 0, history_budget
 
     def flush(self) -> None:
         self.stdout.flush()
@@ -201,12 +210,33 @@ class Output:
         self.flusher.event = threading.Event()
 
 
+class HistoryTee:
+    """`OutStream.write` as IPython sets and reads it. IPython 9 replaces sys.stdout's write
+    for each cell with a wrapper that keeps every string in its history; that wrapper is
+    used until the strings cost about the cell's output cap in memory, then writes go
+    straight to `put`: a cell that prints for hours does not keep it all until the memory
+    limit ends the interpreter (docs/architecture.md, "Shell fidelity")."""
+
+    def __get__(self, obj: OutStream | None, cls: type[OutStream]) -> Any:
+        if obj is None:
+            return cls.put
+        if obj.tee is not None and obj.out.history_cost < obj.out.history_budget:
+            return obj.tee
+        return obj.put
+
+    def __set__(self, obj: OutStream, value: Any) -> None:
+        obj.tee = None if value == obj.put else value
+
+
 class OutStream(io.TextIOBase):
     """sys.stdout / sys.stderr: writes become `stream` frames of the current cell."""
+
+    write = HistoryTee()
 
     def __init__(self, out: Output, name: str) -> None:
         self.out = out
         self.name_ = name
+        self.tee: Any = None
         self.buf: list[str] = []
         self.size = 0
         self._buffer = BinaryOut(self)
@@ -232,7 +262,7 @@ class OutStream(io.TextIOBase):
     def fileno(self) -> int:
         return 1 if self.name_ == "stdout" else 2
 
-    def write(self, s: str) -> int:
+    def put(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         other = self.out.stderr if self is self.out.stdout else self.out.stdout
@@ -241,6 +271,7 @@ class OutStream(io.TextIOBase):
         with self.out.lock:
             self.buf.append(s)
             self.size += len(s)
+            self.out.history_cost += len(s) + _KEPT_OVERHEAD
             big = self.size >= _FLUSH_SIZE
         if big:
             self.flush()

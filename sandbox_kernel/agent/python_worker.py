@@ -67,7 +67,7 @@ class Worker:
         os.dup2(stderr, 2)
         os.close(stdout)
         os.close(stderr)
-        self.out.run_id = req["id"]
+        self.out.begin(req["id"], req["output_cap"])
         self.allow_stdin = req["allow_stdin"]
         count = req["execution_count"]
         if isinstance(count, int) and count > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import time
 from typing import Any
 
@@ -133,6 +134,24 @@ def test_output_cap_is_exact(fresh: Any) -> None:
     r, ev = run(fresh, "import sys\n_ = sys.stdout.write('z' * (3 << 20))")
     assert len(text(ev)) == 1 << 20
     assert r.dropped_chars == 2 << 20
+
+
+def test_ipython_history_keeps_a_cells_output_up_to_the_cap(fresh: Any) -> None:
+    """IPython 9 keeps every string a cell writes (for %notebook): it keeps about an output
+    cap's worth of memory, so a cell that prints for hours does not grow until its limit."""
+    fresh.update_limits(output="64k")
+    assert run(fresh, "import sys; print('small'); print('err', file=sys.stderr)")[0].ok
+    r, _ = run(fresh, "for i in range(200_000): print(i)")
+    assert r.ok and r.dropped_chars > 1_000_000
+    r, ev = run(fresh, "h = get_ipython().history_manager.outputs\n"
+                       "print([[(o.output_type, sum(map(len, o.bundle['stream']))) for o in h[n]"
+                       " if o.output_type.endswith('stream')] for n in sorted(h)][-2:])")
+    small, big = ast.literal_eval(text(ev))
+    assert small == [("out_stream", 6), ("err_stream", 4)]
+    [(kind, kept)] = big
+    # 400,000 writes of ~3 characters: kept are the first ~1,000, the 64 KiB cap counting
+    # 56 bytes a string besides its characters (1.3 MB of text, ~25 MB of strings, before)
+    assert kind == "out_stream" and 1_500 <= kept <= 3_000, kept
 
 
 def test_node_cells(shared: Any) -> None:
