@@ -181,9 +181,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_pool(args: argparse.Namespace) -> int:
+    from .kernel.launcher import kernel_env
     from .sandbox.manager import SandboxManager
 
-    env = {"SANDBOX_AGENT_PRESTART": args.language}
+    env = kernel_env({}, args.language)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on kill/TERM
     with SandboxManager(image=_image(args), limits=_limits(args), pool_size=args.size,
                         env=env, cleanup_interval=60, backend=_backend(args),

@@ -108,7 +108,10 @@ childProcess.spawn = function spawn(command, args, options) {
 };
 
 // ----- the context --------------------------------------------------------------------
-const cellConsole = new console.Console({ stdout: streams.stdout, stderr: streams.stderr });
+// Plain text, as a local Node kernel prints (FORCE_COLOR, set for a notebook's programs,
+// would colour it).
+const cellConsole = new console.Console({ stdout: streams.stdout, stderr: streams.stderr,
+                                          colorMode: false });
 const userRequire = createRequire(path.join(process.cwd(), '__sandbox__.js'));
 
 function display(value) {

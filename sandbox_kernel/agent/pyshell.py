@@ -281,7 +281,9 @@ def make_shell(out: Output, page: Any) -> Any:
     from traitlets.config import Config
 
     config = Config()
-    config.HistoryManager.enabled = False
+    # This session's history in SQLite in memory, as `%history -l/-g` and `%rerun` read it
+    # (no file in the sandbox to outlive it, no saving thread).
+    config.HistoryManager.hist_file = ":memory:"
     shell = _shell_class(out).instance(config=config, displayhook_class=_hook_class(out),
                                        display_pub_class=_publisher_class(out),
                                        compiler_class=compiler_class())

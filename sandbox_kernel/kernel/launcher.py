@@ -20,6 +20,16 @@ from ..sandbox.session import AsyncSession
 from .config import Sandbox
 from .config_check import CheckedSettings, check_settings
 
+#: What ipykernel puts in its environment for the programs a cell starts: colour on (there
+#: is no terminal to ask) and pagers off. `Sandbox.env` and `%sandbox env` override them.
+NOTEBOOK_ENV = {"TERM": "xterm-color", "CLICOLOR": "1", "FORCE_COLOR": "1",
+                "CLICOLOR_FORCE": "1", "PAGER": "cat", "GIT_PAGER": "cat"}
+
+
+def kernel_env(env: dict[str, str], language: str) -> dict[str, str]:
+    """A kernel's sandbox environment (`sandbox-kernel pool` makes the same, to match)."""
+    return {**NOTEBOOK_ENV, **env, "SANDBOX_AGENT_PRESTART": language}
+
 
 class Launcher:
     """Owns the kernel's SandboxManager and its current AsyncSession.
@@ -56,8 +66,7 @@ class Launcher:
                     image=self.settings.image, limits=self.limits, ceilings=self.ceilings,
                     pool_size=self.settings.pool_size, cleanup_interval=0, backend=backend,
                     runtime=self.settings.runtime or None,
-                    env={**self.settings.env,
-                         "SANDBOX_AGENT_PRESTART": self.settings.language})
+                    env=kernel_env(self.settings.env, self.settings.language))
             return self.manager
 
     def prime(self) -> None:

@@ -154,6 +154,18 @@ def test_ipython_history_keeps_a_cells_output_up_to_the_cap(fresh: Any) -> None:
     assert kind == "out_stream" and 1_500 <= kept <= 3_000, kept
 
 
+def test_history_of_this_session_is_searchable(fresh: Any) -> None:
+    """`%history -l` and `-g` read IPython's SQLite history: kept in memory, as ipykernel's
+    file would be for this session."""
+    for code in ("marker_a = 1", "marker_b = 2"):
+        assert run(fresh, code)[0].ok
+    r, ev = run(fresh, "%history -n -l 2")
+    assert r.ok and [ln.split(":", 1)[1].strip() for ln in text(ev).splitlines()] == [
+        "marker_a = 1", "marker_b = 2"], text(ev)
+    r, ev = run(fresh, "%history -g marker_b")
+    assert r.ok and "marker_b = 2" in text(ev)
+
+
 def test_node_cells(shared: Any) -> None:
     r, ev = run(shared, "let n = 20; console.log('hi'); n + 1", lang="node")
     assert r.ok and text(ev) == "hi\n"

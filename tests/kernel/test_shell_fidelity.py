@@ -74,3 +74,22 @@ def test_ipykernels_own_magics_are_there(k: KernelHandle) -> None:
     assert [p["data"]["text/plain"] for p in r.reply["payload"]] == ["page me"], r.reply
     assert "Could not get connection info" in k.ok("%connect_info").text("stderr")
     assert k.ok("%subshell").text("stdout") == "Kernel does not support subshells\n"
+
+
+NOTEBOOK_VARS = ("TERM", "CLICOLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "PAGER", "GIT_PAGER")
+
+
+def test_programs_see_ipykernels_environment(k: KernelHandle) -> None:
+    """ipykernel sets these for what a cell starts (colour on, pagers off): so here, for
+    Python cells, `!cmd` and agent-run shell cells alike; a Node cell's console stays plain."""
+    local = KernelHandle("python3")
+    try:
+        expected = local.value(f"import os; [os.environ.get(k) for k in {NOTEBOOK_VARS}]")
+    finally:
+        local.close()
+    assert k.value(f"import os; [os.environ.get(k) for k in {NOTEBOOK_VARS}]") == expected
+    shown = "echo " + " ".join(f"${v}" for v in NOTEBOOK_VARS)
+    line = "xterm-color 1 1 1 cat cat\n"
+    assert k.ok(f"!{shown}").text() == line
+    assert k.ok(f"%%bash\n{shown}").text() == line
+    assert k.ok("%%node\nconsole.log(1, {a: 'b'})").text() == "1 { a: 'b' }\n"
