@@ -26,6 +26,7 @@ from . import pycomm
 from .pyshell import ChildReaper, make_shell
 from .pystreams import Link, Output
 from .sitepath import activate as activate_packages
+from .sitepath import cwd_after_stdlib
 
 
 class Worker:
@@ -269,6 +270,7 @@ def main() -> None:
     ctrl, reply, sock = (int(x) for x in os.environ.pop("SANDBOX_WORKER_FDS").split(","))
     _prepare_home()
     activate_packages()  # the session's installed packages (docs/architecture.md, "Packages")
+    cwd_after_stdlib()
     link = Link(ctrl, reply, sock)
     signal.signal(signal.SIGINT, link.on_sigint)
     worker = Worker(link)

@@ -40,5 +40,16 @@ def activate() -> str | None:
     return target
 
 
+def cwd_after_stdlib() -> None:
+    """The working directory on sys.path as ipykernel has it: `''` after the standard
+    library, before site-packages. The worker starts with `-P` (spawn.py), so a notebook's
+    `json.py` can neither break the worker's own imports nor shadow the stdlib's later."""
+    if "" in sys.path:
+        return
+    at = next((i for i, p in enumerate(sys.path)
+               if os.path.basename(p) in ("site-packages", "dist-packages")), 0)
+    sys.path.insert(at, "")
+
+
 if __name__ == "_sandbox_packages":  # imported by the image's .pth file
     activate()

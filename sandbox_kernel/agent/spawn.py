@@ -50,7 +50,9 @@ def prefer_oom(pid: int) -> None:
 
 
 def python_argv() -> list[str]:
-    return [sys.executable, "-m", "sandbox_kernel.agent.python_worker"]
+    """-P: the working directory (the notebook's files) is not searched for the worker's own
+    imports; the worker puts it back after the standard library (sitepath.py)."""
+    return [sys.executable, "-P", "-m", "sandbox_kernel.agent.python_worker"]
 
 
 def node_argv(memory_limit: int | None) -> list[str]:

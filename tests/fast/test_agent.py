@@ -166,6 +166,18 @@ def test_history_of_this_session_is_searchable(fresh: Any) -> None:
     assert r.ok and "marker_b = 2" in text(ev)
 
 
+def test_the_working_directory_is_on_sys_path_after_the_stdlib(fresh: Any) -> None:
+    """As ipykernel has it: `''` before site-packages, so a notebook's `json.py` does not
+    shadow the standard library's, while its own modules import."""
+    fresh.write_file("json.py", "raise RuntimeError('shadowed')\n")
+    fresh.write_file("mymodule_here.py", "VALUE = 7\n")
+    r, ev = run(fresh, "import sys, os, json, mymodule_here\n"
+                       "print(sys.path[0] != os.getcwd(), sys.path.count(''), "
+                       "json.__file__.startswith(os.path.dirname(os.__file__)), "
+                       "mymodule_here.VALUE)")
+    assert r.ok and text(ev) == "True 1 True 7\n", ev
+
+
 def test_node_cells(shared: Any) -> None:
     r, ev = run(shared, "let n = 20; console.log('hi'); n + 1", lang="node")
     assert r.ok and text(ev) == "hi\n"
