@@ -70,7 +70,7 @@ print(json.dumps([r.returncode, r.stdout.strip()]))
 '''
 
 NOTEBOOK_WORK = r'''
-import json, subprocess, threading
+import json, os, subprocess, threading
 import numpy as np
 import matplotlib
 matplotlib.use("Agg")
@@ -83,8 +83,9 @@ ts = [threading.Thread(target=lambda: done.append(float((a @ a).sum()) > 0)) for
 fig, ax = plt.subplots()
 ax.plot([1, 2, 3])
 fig.savefig("/tmp/plot.png")
+plain = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}  # ipykernel sets it
 node = subprocess.run(["node", "-e", "console.log(require('os').cpus().length > 0)"],
-                      capture_output=True, text=True)
+                      capture_output=True, text=True, env=plain)
 print(json.dumps({"threads": done, "plot": open("/tmp/plot.png", "rb").read(4).hex(),
                   "node": node.stdout.strip(), "sh": subprocess.run(["sh", "-c", "echo hi"],
                   capture_output=True, text=True).stdout}))
