@@ -182,10 +182,13 @@ class Cells:
             run.worker.kill()  # its exit comes back through on_exit
 
     def interrupt(self, target: int | None, grace: float) -> bool:
+        """SIGINT a cell, unless the agent is already ending it for a limit: the host's own
+        overdue interrupt must not break the traceback the first SIGINT is formatting."""
         for run in self.runs.values():
             if target is None or run.id == target:
-                run.interrupted = True
-                self._interrupt(run, grace)
+                if run.verdict is None:
+                    run.interrupted = True
+                    self._interrupt(run, grace)
                 return True
         return False
 

@@ -114,6 +114,20 @@ def test_timeout_with_state_kept_and_without(fresh: Any) -> None:
     assert r.verdict == "error"  # a fresh interpreter
 
 
+def test_a_timed_out_cell_gets_one_sigint(fresh: Any) -> None:
+    """The host interrupts a cell that sends nothing for 0.5 s past its deadline; the agent,
+    already ending it, sends no second SIGINT (under gVisor the first traceback takes over a
+    second to format, and a second SIGINT left only "KeyboardInterrupt" on stderr)."""
+    fresh.update_limits(timeout="1s")
+    fresh.core.grace = 5.0
+    r, ev = run(fresh, "import signal, time\nhits = []\n"
+                       "signal.signal(signal.SIGINT, lambda *a: hits.append(1))\n"
+                       "t = time.monotonic()\nwhile time.monotonic() - t < 2.5:\n    pass\n"
+                       "print(len(hits))")
+    assert (r.verdict, r.state_lost) == ("timeout", False)
+    assert text(ev) == "1\n"
+
+
 def test_cpu_time_budget(fresh: Any) -> None:
     fresh.update_limits(cpu_time="1s", timeout="20s")
     r, _ = run(fresh, "while True:\n    pass")
