@@ -4,8 +4,9 @@
 
 Prints median and p95 (ms) for: session create until ready (cold, and claimed from the warm
 pool), execute_command('true'), the agent round trip of a trivial Python statement (through
-the async core the kernel awaits, and through the library's sync facade), and `docker exec`
-of the same work. Writes benchmarks/results/session.json.
+the async core the kernel awaits, through the library's sync facade, and with the agent
+as a local process, without Docker), and `docker exec` of the same work. Writes
+benchmarks/results/session.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from _stats import summarize, timed
 
 from sandbox_kernel.sandbox import Limits, SandboxManager
 from sandbox_kernel.sandbox.docker_backend import DockerBackend
+from sandbox_kernel.sandbox.local_backend import LocalBackend
 from sandbox_kernel.sandbox.sync import Session
 
 RESULTS = Path(__file__).parent / "results"
@@ -86,6 +88,12 @@ def main() -> None:
         rows["docker exec true"] = timed(docker_exec(["true"]), int(40 * k) or 5)
         rows["docker exec python3 -c pass"] = timed(
             docker_exec(["python3", "-c", "pass"]), int(20 * k) or 5)
+
+    # The same agent as a host process (the fast tier's backend): what Docker's relay adds.
+    with SandboxManager(cleanup_interval=0, backend=LocalBackend(), limits=Limits(pids=64),
+                        reap_on_start=False) as m:
+        rows["agent: python 'pass' (local process, no Docker)"] = agent_roundtrip(
+            m.open_session(), int(500 * k))
 
     ratio_cmd = rows["docker exec true"]["median_ms"] / rows["execute_command('true')"]["median_ms"]
     ratio_py = (rows["docker exec python3 -c pass"]["median_ms"]
