@@ -8,18 +8,23 @@ notebook is untrusted, and a config file is Python that runs on the host.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import zmq
 from ipykernel.kernelapp import IPKernelApp
 from jupyter_core.paths import jupyter_config_path
+from traitlets import Any as AnyTrait
 from traitlets import Instance, Type, Unicode
 
 from .config import Sandbox
 from .config_check import check_settings
 from .config_sources import ConfigSources
 from .early import EarlyStart
+from .early_sockets import EarlyContext
 from .kernel import SandboxKernel
 from .launcher import Launcher
 
@@ -33,6 +38,8 @@ class SandboxKernelApp(IPKernelApp):
     classes = [*IPKernelApp.classes, SandboxKernel, Sandbox]
     early = Instance(EarlyStart, allow_none=True,
                      help="A sandbox started before ipykernel was imported (early.py).")
+    early_sockets = AnyTrait(None, allow_none=True,
+                             help="(EarlyContext, connection info) from early_sockets.py.")
     launcher: Launcher | None = None
     config_sources: ConfigSources | None = None
 
@@ -69,6 +76,49 @@ class SandboxKernelApp(IPKernelApp):
         self.launcher.start()  # in a thread: errors surface at the first cell
         super().init_connection_file()
 
+    def init_sockets(self) -> None:
+        """Take over the sockets bound before the imports (early_sockets.py) if they are
+        the ones this app would bind; otherwise bind as ipykernel does."""
+        early, self.early_sockets = self.early_sockets, None
+        if early is None:
+            super().init_sockets()
+            return
+        context, info = early
+        ports = [self.shell_port, self.stdin_port, self.control_port, self.iopub_port]
+        if (self.transport != "tcp" or self.ip != info.get("ip", "127.0.0.1")
+                or ports != [info[f"{n}_port"] for n in ("shell", "stdin", "control", "iopub")]
+                or getattr(self, "curve_secretkey", None) is not None):
+            context.close_waiting()
+            super().init_sockets()
+            return
+        self.log.info("Starting the kernel at pid: %i", os.getpid())
+        self.context = context
+        atexit.register(self.close)
+        self.shell_socket = context.socket(zmq.ROUTER)
+        self.stdin_socket = context.socket(zmq.ROUTER)
+        for s, name in ((self.shell_socket, "shell_port"), (self.stdin_socket, "stdin_port")):
+            s.linger = 1000
+            setattr(self, name, self._bind_socket(s, getattr(self, name)))
+        if hasattr(zmq, "ROUTER_HANDOVER"):  # as ipykernel: zeromq reconnect problems
+            self.shell_socket.router_handover = self.stdin_socket.router_handover = 1
+        self.init_control(context)
+        self.init_iopub(context)
+        context.close_waiting()
+        self.log.debug("Took over the channels bound before the imports")
 
-def main(argv: Any = None, early: EarlyStart | None = None) -> None:
-    SandboxKernelApp.launch_instance(argv=argv, early=early)
+    def _bind_socket(self, s: Any, port: int) -> Any:
+        """An early socket is bound already (moved if ipykernel asked in another order)."""
+        context = self.context
+        if isinstance(context, EarlyContext):
+            bound = context.bound_port(s)
+            if bound == port:
+                return port
+            if bound is not None:
+                s.unbind(s.getsockopt_string(zmq.LAST_ENDPOINT))
+            context.release(port)
+        return super()._bind_socket(s, port)
+
+
+def main(argv: Any = None, early: EarlyStart | None = None,
+         sockets: tuple[EarlyContext, dict[str, Any]] | None = None) -> None:
+    SandboxKernelApp.launch_instance(argv=argv, early=early, early_sockets=sockets)
