@@ -1,8 +1,8 @@
-"""The kernel's shell, stdin, control and IOPub sockets, bound before anything is imported.
+"""The kernel's shell, stdin, control and IOPub sockets, bound before ipykernel is imported.
 
 A Jupyter client connects as soon as it has started the kernel and, while nothing listens,
 retries every 100 ms (ZMQ's reconnect interval). Binding the ports from the connection
-file first lets the client connect at its first retry and queue its requests while the
+file early lets the client connect at its first retry and queue its requests while the
 kernel imports ipykernel and prepares the sandbox; the app then takes these sockets over
 instead of binding its own (docs/architecture.md, "Starting").
 """
