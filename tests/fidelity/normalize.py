@@ -12,7 +12,7 @@ from typing import Any
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"0x[0-9a-fA-F]{6,}"), "0xADDR"),
-    (re.compile(r"\b\d+(\.\d+)?\s?(ns|µs|\u03bcs|us|ms|s)(?!\w)"), "T"),
+    (re.compile(r"\b\d+(\.\d+)?(e[+-]?\d+)?\s?(ns|µs|\u03bcs|us|ms|s)(?!\w)"), "T"),
     (re.compile(r"\d+(\.\d+)?(it/s|s/it)"), "RATE"),
     (re.compile(r"\[\d\d:\d\d<[^\]]*\]"), "[ETA]"),
     (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "CELLFILE"),
