@@ -24,7 +24,7 @@ from .config import Sandbox
 from .config_check import check_settings
 from .config_sources import ConfigSources
 from .early import EarlyStart
-from .early_sockets import EarlyContext
+from .early_sockets import CHANNELS, EarlyContext
 from .kernel import SandboxKernel
 from .launcher import Launcher
 
@@ -84,9 +84,8 @@ class SandboxKernelApp(IPKernelApp):
             super().init_sockets()
             return
         context, info = early
-        ports = [self.shell_port, self.stdin_port, self.control_port, self.iopub_port]
         if (self.transport != "tcp" or self.ip != info.get("ip", "127.0.0.1")
-                or ports != [info[f"{n}_port"] for n in ("shell", "stdin", "control", "iopub")]
+                or any(getattr(self, f"{n}_port") != info[f"{n}_port"] for n, _ in CHANNELS)
                 or getattr(self, "curve_secretkey", None) is not None):
             context.close_waiting()
             super().init_sockets()

@@ -32,13 +32,13 @@ class EarlyContext(zmq.Context):  # type: ignore[type-arg]
     def early_init(self, waiting: list[zmq.Socket[Any]]) -> None:
         """Keep the bound sockets that `socket()` gives out before making new ones."""
         self.waiting = waiting
-        self.given: dict[zmq.Socket[Any], int] = {}
+        self.given = {}
 
     def socket(self, socket_type: int, socket_class: Any = None, **kwargs: Any) -> Any:
         for s in self.waiting:
             if s.type == socket_type:
                 self.waiting.remove(s)
-                self.given[s] = int(s.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+                self.given[s] = _endpoint(s)[1]
                 return s
         return super().socket(socket_type, socket_class, **kwargs)
 
@@ -50,8 +50,8 @@ class EarlyContext(zmq.Context):  # type: ignore[type-arg]
         """Close an early socket still waiting on this port, and wait (up to a second) for
         ZMQ's I/O thread to let go of the port, so a new socket can bind it."""
         for s in list(self.waiting):
-            ip, _, bound = s.getsockopt_string(zmq.LAST_ENDPOINT)[6:].rpartition(":")
-            if int(bound) == port:
+            ip, bound = _endpoint(s)
+            if bound == port:
                 self.waiting.remove(s)
                 s.close(linger=0)
                 _wait_until_free(ip, port)
@@ -60,6 +60,12 @@ class EarlyContext(zmq.Context):  # type: ignore[type-arg]
         """Close the early sockets nobody took."""
         while self.waiting:
             self.waiting.pop().close(linger=0)
+
+
+def _endpoint(s: zmq.Socket[Any]) -> tuple[str, int]:
+    """The address and port a TCP socket is bound to ("tcp://127.0.0.1:5555")."""
+    ip, _, port = s.getsockopt_string(zmq.LAST_ENDPOINT).removeprefix("tcp://").rpartition(":")
+    return ip, int(port)
 
 
 def _wait_until_free(ip: str, port: int, tries: int = 100) -> None:
