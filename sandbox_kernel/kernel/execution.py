@@ -261,8 +261,15 @@ class Executor:
                 "traceback": budget.error(ename, evalue, lines)}
 
     async def _answer_input(self, run: CellRun, frame: dict[str, Any]) -> None:
-        """Forward an input() from the sandbox to the frontend and its answer back."""
-        value = await self.frontend.ask(clean_text(frame["prompt"], 10_000), frame["password"])
+        """Forward an input() from the sandbox to the frontend and its answer back. If the
+        frontend cannot be asked, the cell's input() gets end of file instead of waiting."""
+        try:
+            value = await self.frontend.ask(clean_text(frame["prompt"], 10_000),
+                                            frame["password"])
+        except Exception as exc:  # noqa: BLE001 - a failed ask must not leave input() hanging
+            self._stream("stderr", f"[sandbox] could not ask the frontend for input "
+                                   f"({type(exc).__name__}: {exc}); input() gets end of file\n")
+            value = None
         await run.send_input("\x04" if value is None else value)
 
     def _finish(self, limits: Limits, result: CellResult, frame: dict[str, Any],

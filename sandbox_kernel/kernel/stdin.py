@@ -15,7 +15,9 @@ async def ask_frontend(kernel: Any, prompt: str, password: bool) -> str:
     `kernel` is an ipykernel Kernel (its session, stdin socket and parent). Replies that
     are malformed are skipped, as ipykernel does.
     """
-    ident = kernel._get_shell_context_var(kernel._shell_parent_ident)
+    shell_var = getattr(kernel, "_get_shell_context_var", None)  # ipykernel 7.1 and later
+    ident = (shell_var(kernel._shell_parent_ident) if shell_var is not None
+             else kernel._shell_parent_ident.get())
     parent = kernel.get_parent("shell")
     while True:  # drop a stale reply, e.g. from an earlier cancelled request
         try:

@@ -127,3 +127,26 @@ def test_a_cell_that_swallows_its_timeout_still_ends_with_a_timeout_error() -> N
         "TimeoutError", "cell timed out after 1 s")
     assert swallowed.accounting["verdict"] == "timeout"
     assert after.result_text == "42"
+
+
+class BrokenAsk(Recorder):
+    async def ask(self, prompt: str, password: bool = False) -> str | None:
+        raise RuntimeError("no stdin channel")
+
+
+def test_a_frontend_that_cannot_be_asked_gives_input_end_of_file() -> None:
+    rec = BrokenAsk()
+    executor = Executor(rec, OutputPolicy(), Limits.widest(), grace=1.0)
+    cell = parse_cell("try:\n    input('who? ')\nexcept EOFError:\n    print('eof')")
+    assert isinstance(cell, Code)
+
+    async def go(session: AsyncSession) -> Outcome:
+        return await executor.run_code(
+            session, cell, execution_count=1, silent=False, store_history=True,
+            user_expressions={}, allow_stdin=True, on_start=lambda run: None)
+
+    out = in_loop(go)
+    assert out.reply["status"] == "ok" and out.accounting["verdict"] == "ok"
+    assert rec.text() == "eof\n"
+    assert "could not ask the frontend for input (RuntimeError: no stdin channel)" in \
+        rec.text("stderr")
