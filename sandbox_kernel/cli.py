@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .agent.protocol import PROTOCOL_VERSION
 from .cli_images import add_build_image
+from .cli_kernelspecs import add_kernelspec_commands
 from .errors import SandboxError
 from .sandbox.backend import Backend
 from .sandbox.spec import Limits, format_size
@@ -200,39 +201,6 @@ def cmd_pool(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_install(args: argparse.Namespace) -> int:
-    from .kernel.install import install
-
-    for path in install(user=args.user, sys_prefix=args.sys_prefix, prefix=args.prefix,
-                        name=args.name, display_name=args.display_name, image=args.image):
-        print(f"installed kernelspec in {path}")
-    if args.image:
-        _note_missing_image(args.image)
-    return 0
-
-
-def cmd_uninstall(args: argparse.Namespace) -> int:
-    from .kernel.install import uninstall
-
-    for path in uninstall(args.name):
-        print(f"removed kernelspec {path}")
-    return 0
-
-
-def _note_missing_image(image: str) -> None:
-    """A kernelspec may name an image not built yet: say so, without failing."""
-    from .errors import ImageMissing
-
-    try:
-        _backend().image_labels(image)
-    except ImageMissing:
-        print(f"note: the image {image} is not on this Docker engine yet; build it with "
-              "'sandbox-kernel build-image ... --tag' before starting the kernel",
-              file=sys.stderr)
-    except SandboxError:
-        pass  # no engine here: the kernel will say so when it starts
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sandbox-kernel",
@@ -246,33 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept an engine where limits cannot hold (rootless Podman on "
                         "cgroup v1); unsafe")
     sub = p.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
-    _kernelspec_commands(sub)
+    add_kernelspec_commands(sub, lambda image: _backend().image_labels(image))
     add_build_image(sub, _image)
     _sandbox_commands(sub)
     _maintenance_commands(sub)
     return p
-
-
-def _kernelspec_commands(sub: Any) -> None:
-    s = sub.add_parser("install", help="install the Jupyter kernelspecs")
-    where = s.add_mutually_exclusive_group()
-    where.add_argument("--user", action="store_true", help="into the user's Jupyter data dir")
-    where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (a venv)")
-    where.add_argument("--prefix", help="into PREFIX/share/jupyter/kernels")
-    s.add_argument("--name", default="sandbox",
-                   help="kernelspec name (default: sandbox; the Node.js one gets -node)")
-    s.add_argument("--display-name",
-                   help="name in the launcher (default: Python 3 (sandbox), or with --name "
-                        "X: Python 3 (sandbox: X)); the Node.js kernel gets ' (JavaScript)' "
-                        "added")
-    s.add_argument("--image", dest="image", default=argparse.SUPPRESS,
-                   help="the kernels' sandbox image, e.g. one made by build-image --tag")
-    s.set_defaults(func=cmd_install)
-
-    s = sub.add_parser("uninstall", help="remove a pair of kernelspecs 'install' made")
-    s.add_argument("--name", default="sandbox",
-                   help="kernelspec name (default: sandbox; its -node twin goes too)")
-    s.set_defaults(func=cmd_uninstall)
 
 
 def _sandbox_commands(sub: Any) -> None:

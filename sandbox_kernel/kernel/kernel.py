@@ -12,12 +12,10 @@ import asyncio
 import atexit
 import os
 import signal
-import time
 from typing import TYPE_CHECKING, Any
 
 from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
-from tornado.ioloop import PeriodicCallback
 
 from .. import __version__
 from ..errors import SandboxError, UsageError
@@ -28,6 +26,7 @@ from .cells import Code, parse_cell
 from .comm_bridge import bridge_comms
 from .commands import Commands
 from .execution import Executor, Outcome, error_content
+from .idle import IdleReclaim
 from .introspection import Introspection
 from .launcher import Launcher
 from .nethint import NetworkHint
@@ -61,9 +60,7 @@ class SandboxKernel(Kernel):
         self.paced_iopub: PacedIOPub | None = None
         self.ceilings = self.launcher.ceilings
         self._busy = False
-        self._last_activity = time.monotonic()
         self._notice: str | None = None
-        self._ran_cells = False
         self.current_run: CellRun | None = None
         self.history = History()
         self._accounting: dict[str, Any] = {}
@@ -83,7 +80,8 @@ class SandboxKernel(Kernel):
         self.comms = bridge_comms(self, self.comm_manager)  # the sandbox's widgets
         self.monitor = Monitor(self)
         self._monitor_pending = self.settings.monitor_on_start
-        self._idle_timer: PeriodicCallback | None = None
+        self.idle_reclaim = IdleReclaim(self.launcher, self.settings.idle_timeout,
+                                        lambda: self._busy, self._set_notice, self.log)
         atexit.register(self._close_all)
 
     @property
@@ -117,11 +115,7 @@ class SandboxKernel(Kernel):
         if self.iopub_thread is not None:
             self.paced_iopub = PacedIOPub(self.iopub_thread)
         self.launcher.start()  # no-op if the app already started it
-        idle = self.settings.idle_timeout
-        if idle > 0:
-            every = max(0.25, min(60.0, idle / 4)) * 1000
-            self._idle_timer = PeriodicCallback(self._check_idle, every)
-            self._idle_timer.start()
+        self.idle_reclaim.start()
 
     async def sandbox(self) -> AsyncSession:
         """The live sandbox, created or replaced as needed (with a notice for the user)."""
@@ -150,24 +144,11 @@ class SandboxKernel(Kernel):
         self._notice = notice
         return await self.launcher.session()
 
-    def _check_idle(self) -> None:
-        idle = time.monotonic() - self._last_activity
-        session = self.current_session()
-        if self._busy or session is None or session.busy or idle < self.settings.idle_timeout:
-            return
-        minutes = idle / 60
-        span = f"{minutes:.0f} min" if minutes >= 1 else f"{idle:.0f} s"
-        if self._ran_cells:
-            self._notice = f"[sandbox] the sandbox was reclaimed after {span} idle; state was reset"
-        self.log.info("reclaiming idle sandbox %s after %.0f s", session.session_id, idle)
-        self.launcher.forget()
-        task = asyncio.ensure_future(self.launcher.discard(session))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _set_notice(self, notice: str) -> None:
+        self._notice = notice
 
     def _close_all(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.stop()
+        self.idle_reclaim.stop()
         self.monitor.stop()
         self.launcher.close()
 
@@ -244,7 +225,7 @@ class SandboxKernel(Kernel):
                 f": {str(exc)[:500]}); the kernel is still running"), {"verdict": "error"})
         finally:
             self._busy = False
-            self._last_activity = time.monotonic()
+            self.idle_reclaim.touch()
         self._accounting = outcome.accounting
         if store_history and not silent:
             self.history.add(1, self.execution_count, code, outcome.result_text)
@@ -272,7 +253,7 @@ class SandboxKernel(Kernel):
     async def _run_code(self, cell: Code, silent: bool, store_history: bool,
                         user_expressions: dict[str, Any], allow_stdin: bool) -> Outcome:
         session = await self.sandbox()
-        self._ran_cells = self._ran_cells or not silent  # a frontend's silent code is not state
+        self.idle_reclaim.ran_cells |= not silent  # a frontend's silent code is not state
         if self._notice:
             self.stream("stderr", self._notice + "\n")
             self._notice = None
