@@ -267,8 +267,9 @@ class Executor:
             value = await self.frontend.ask(clean_text(frame["prompt"], 10_000),
                                             frame["password"])
         except Exception as exc:  # noqa: BLE001 - a failed ask must not leave input() hanging
-            self._stream("stderr", f"[sandbox] could not ask the frontend for input "
-                                   f"({type(exc).__name__}: {exc}); input() gets end of file\n")
+            self._stream("stderr", "[sandbox] could not ask the frontend for input "
+                                   f"({type(exc).__name__}: {str(exc)[:300]}); "
+                                   "input() gets end of file\n")
             value = None
         await run.send_input("\x04" if value is None else value)
 

@@ -15,7 +15,7 @@ async def ask_frontend(kernel: Any, prompt: str, password: bool) -> str:
     `kernel` is an ipykernel Kernel (its session, stdin socket and parent). Replies that
     are malformed are skipped, as ipykernel does.
     """
-    shell_var = getattr(kernel, "_get_shell_context_var", None)  # ipykernel 7.1 and later
+    shell_var = getattr(kernel, "_get_shell_context_var", None)  # not in ipykernel 7.0
     ident = (shell_var(kernel._shell_parent_ident) if shell_var is not None
              else kernel._shell_parent_ident.get())
     parent = kernel.get_parent("shell")
