@@ -3,7 +3,7 @@
 # Runs the image with the same hardening the library uses and checks Python and Node
 # versions, the non-root user, a writable /sandbox, a read-only root and no network.
 set -uo pipefail
-image="${1:-sandbox-kernel:agent-v1}"
+image="${1:-sandbox-kernel:agent-v3}"
 pass=0; fail=0
 
 run() {  # run a shell snippet as a one-shot command inside a hardened container

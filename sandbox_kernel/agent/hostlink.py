@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +31,7 @@ _LOW_WATER = 1024 * 1024
 #: least _WIDE bytes, which hold several milliseconds of a transfer).
 _SETTLE_S, _WIDE = 0.001, 1 << 20
 _IOV = 64  # buffers per writev
+_SOCK_BUFFER = 4 * 1024 * 1024  # capped by the kernel's wmem_max/rmem_max
 _READ = 64 * 1024  # per read of stdin outside a chunk (a chunk's bytes are read in place)
 
 
@@ -51,6 +53,12 @@ class HostLink:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self.closed = False
+        self.in_fd, self.out_fd = 0, 1
+        self.sock: socket.socket | None = None  # the direct link, once switched
+
+    @property
+    def linked(self) -> bool:
+        return self.sock is not None
 
     async def open(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -82,20 +90,20 @@ class HostLink:
     def _on_stdin(self) -> None:
         room = self.reader.room()  # a chunk's bytes go straight where they are used
         data: bytes | None = None
+        fd = self.in_fd
         try:
             if room is not None:
-                got = os.readv(0, [room])
+                got = os.readv(fd, [room])
             else:
-                data = os.read(0, _READ)
+                data = os.read(fd, _READ)
                 got = len(data)
         except BlockingIOError:
             return
         except OSError:
             got = 0
         if not got:
-            asyncio.get_running_loop().remove_reader(0)
-            self.closed = True
-            self.on_eof()
+            self.loop.remove_reader(fd)
+            self.lost()
             return
         try:
             frames = self.reader.feed(data) if data is not None else self.reader.filled(got)
@@ -109,12 +117,47 @@ class HostLink:
             self.on_request(frame)
         if self.in_settle and self.reader.pending is not None and not self.closed:
             # In the middle of a chunk: let the pipe fill instead of waking per 32 KiB.
-            self.loop.remove_reader(0)
+            self.loop.remove_reader(fd)
             self.loop.call_later(self.in_settle, self._rearm)
 
     def _rearm(self) -> None:
         if not self.closed:
-            self.loop.add_reader(0, self._on_stdin)
+            self.loop.add_reader(self.in_fd, self._on_stdin)
+
+    def switch(self, sock: socket.socket) -> None:
+        """From now on, frames go both ways on `sock`; stdin only says when the host left.
+
+        What stdout still holds is written out first (blocking: it is the link reply)."""
+        os.set_blocking(1, True)
+        try:
+            while self.outbox:
+                part = memoryview(self.outbox.popleft())
+                while part:
+                    part = part[os.write(1, part):]
+        except OSError:
+            self.outbox.clear()
+        os.set_blocking(1, False)
+        self.loop.remove_writer(1)
+        self._waiting, self.queued = False, 0
+        self.loop.remove_reader(0)
+        sock.setblocking(False)
+        self.sock, self.in_fd, self.out_fd = sock, sock.fileno(), sock.fileno()
+        self.in_settle = self.settle = 0.0
+        self.loop.add_reader(0, self._on_stdin_after_switch)
+        self.loop.add_reader(self.in_fd, self._on_stdin)
+
+    def _on_stdin_after_switch(self) -> None:
+        try:
+            data = os.read(0, _READ)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.log(f"ignored {len(data)} bytes on stdin after the link moved")
+            return
+        self.loop.remove_reader(0)
+        self.lost()
 
     def send(self, frame: Frame) -> None:
         self.write(encode_stream(frame) if frame["type"] == "stream" else encode(frame))
@@ -142,7 +185,7 @@ class HostLink:
 
     def _write(self, parts: tuple[bytes | memoryview, ...] | list[bytes | memoryview]) -> int:
         try:
-            return os.writev(1, parts)
+            return os.writev(self.out_fd, parts)
         except BlockingIOError:
             return 0
         except OSError:
@@ -150,7 +193,7 @@ class HostLink:
             return sum(len(p) for p in parts)
 
     def _drop(self) -> None:
-        self.loop.remove_writer(1)
+        self.loop.remove_writer(self.out_fd)
         self.outbox.clear()
         self.queued = 0
         self.lost()
@@ -159,14 +202,14 @@ class HostLink:
         """The pipe is full: let it drain a little, then wait until it takes more."""
         self._waiting = True
         if self.settle:
-            self.loop.remove_writer(1)
+            self.loop.remove_writer(self.out_fd)
             self.loop.call_later(self.settle, self._arm)
         else:
             self._arm()
 
     def _arm(self) -> None:
         if self.outbox and not self.closed:
-            self.loop.add_writer(1, self._on_writable)
+            self.loop.add_writer(self.out_fd, self._on_writable)
         else:
             self._waiting = False
 
@@ -185,7 +228,7 @@ class HostLink:
                 out[0] = memoryview(head)[sent:]
                 sent = 0
         if not out:
-            self.loop.remove_writer(1)
+            self.loop.remove_writer(self.out_fd)
             self._waiting = False
         elif self.settle:
             self._wait()
@@ -200,6 +243,23 @@ class HostLink:
 
     def fail(self, fid: int, code: str, message: str) -> None:
         self.send({"id": fid, "type": "reply", "status": "error", **error_body(code, message)})
+
+
+def connect_link(path: str, token: str, linked: bool) -> socket.socket:
+    """The direct link to the host (sandbox/direct.py), token sent; OSError if not possible."""
+    if linked:
+        raise OSError("the link has already moved")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(2.0)
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            sock.setsockopt(socket.SOL_SOCKET, opt, _SOCK_BUFFER)
+        sock.connect(path)
+        sock.sendall(token.encode("ascii") + b"\n")
+    except (OSError, UnicodeError) as exc:
+        sock.close()
+        raise OSError(str(exc)) from None
+    return sock
 
 
 def _wide(fd: int) -> bool:

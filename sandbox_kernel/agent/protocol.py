@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: Largest JSON line, newline included, in any direction.
 MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -112,6 +112,8 @@ _RUN_CELL = {"code": _str(MAX_TEXT), "execution_count": _int(nullable=True),
 #: host -> agent
 HOST_REQUESTS: dict[str, dict[str, Field]] = {
     "hello": {},
+    # Move the frames onto a unix socket the host listens on (sandbox/direct.py).
+    "link": {"path": _str(200), "token": _str(64)},
     "run": {**_RUN_CELL, "lang": _LANG, "timeout": _num(7 * 86400, 0.001),
             "cpu_time": _num(7 * 86400, 0.001), "output_cap": _int(1 << 40, 1),
             "grace": _num(3600, 0)},
@@ -179,6 +181,7 @@ REPLIES: dict[str, dict[str, Field]] = {
     "list": {"entries": Field("objs", hi=10_000), "truncated": _BOOL},
     "stat": {"entry": _ENTRY},
     "delete": {}, "mkdir": {}, "restart": {}, "set_env": {}, "shutdown": {}, "cancel": {},
+    "link": {},
     "stats": {"memory_usage": _int(1 << 50), "memory_limit": _int(1 << 50, nullable=True),
               "memory_peak": _int(1 << 50, nullable=True), "cpu_usage_ns": _int(1 << 62),
               "cpu_quota": _num(4096, nullable=True), "pids": _int(1 << 22),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .spec import ContainerSpec, Limits
 
@@ -132,6 +133,19 @@ class Backend(ABC):
     @abstractmethod
     def exec_in(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
         """Run a process beside the agent (for host tools such as `health`); (code, output)."""
+
+    def link_dir(self, container_id: str, session_id: str) -> tuple[Path, str] | None:
+        """The host directory this container sees as its direct-link directory, and that
+        directory's path inside it; None: frames stay on the attach. Session.connect."""
+        return None
+
+    def link_done(self, container_id: str, session_id: str) -> None:
+        """The link is up (or refused): its directory may go. Session.connect."""
+        return None
+
+    def sweep_links(self, live_sessions: set[str]) -> None:
+        """Remove link directories of sessions that no longer exist. The reaper."""
+        return None
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

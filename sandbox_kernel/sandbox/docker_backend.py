@@ -10,6 +10,7 @@ the engine's address and the underlying cause.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from .backend import (
     ContainerState,
     RuntimeTraits,
 )
+from .direct import AGENT_DIR, LinkDirs, local_engine
 from .docker_connect import (
     CONNECTION_ERRORS,
     Endpoint,
@@ -52,6 +54,7 @@ from .image import build_hint
 from .seccomp import load_profile, profile_path
 from .spec import ContainerSpec, Limits
 
+log = logging.getLogger(__name__)
 #: The agent's uid in the image (docker/sandbox/Dockerfile).
 AGENT_UID = 999
 class DockerBackend(Backend):
@@ -64,7 +67,7 @@ class DockerBackend(Backend):
 
     def __init__(self, client: Any = None, timeout: float = 60.0, *,
                  seccomp_profile: Path | None = None,
-                 allow_unenforced_limits: bool = False) -> None:
+                 allow_unenforced_limits: bool = False, direct: bool = True) -> None:
         self._client = client
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -74,6 +77,9 @@ class DockerBackend(Backend):
         self._seccomp: str | None = None
         self._nproc: int | None = None
         self.allow_unenforced_limits = allow_unenforced_limits
+        self.direct = direct  # offer agents a direct link (sandbox/direct.py)
+        self._links: LinkDirs | None = None
+        self._linked: dict[str, str] = {}  # container id -> session id, created here
 
     @property
     def where(self) -> str:
@@ -157,10 +163,24 @@ class DockerBackend(Backend):
             self._seccomp = load_profile(self._seccomp_path)
         return docker_options.seccomp_option(self.facts, self._seccomp, str(self._seccomp_path))
 
+    def _link_dirs(self) -> LinkDirs | None:
+        """Where link directories go; None unless the engine runs on this machine."""
+        if self._links is None and self.direct:
+            url = self._endpoint.url if self._endpoint else str(self.api.base_url)
+            if local_engine(url):
+                self._links = LinkDirs.for_engine(url)
+        return self._links
+
     def create(self, spec: ContainerSpec, started: bool = False) -> str:
         traits = self.check_runtime(spec.runtime)
         host_config = docker_options.host_config(
             spec, self.facts, traits, self._seccomp_option(), self._nproc_ceiling())
+        links, sid = self._link_dirs(), spec.labels.get(LABEL_SESSION, "")
+        if links is not None and sid:
+            try:
+                host_config["Mounts"] = [links.mount(sid)]
+            except OSError as exc:
+                log.info("no direct link for %s (%s)", spec.name, exc)
         with translated("create a sandbox container", self.where, image=spec.image):
             cid: str = self.api.create_container(
                 spec.image,
@@ -176,6 +196,8 @@ class DockerBackend(Backend):
                 stop_signal="SIGTERM",
                 stop_timeout=2,
             )["Id"]
+            if "Mounts" in host_config:
+                self._linked[cid] = sid
             if started:
                 try:
                     self.api.start(cid)
@@ -250,8 +272,25 @@ class DockerBackend(Backend):
             exit_code=st.get("ExitCode"),
         )
 
+    def link_dir(self, container_id: str, session_id: str) -> tuple[Path, str] | None:
+        links = self._link_dirs()
+        path = links.path(session_id) if links is not None else None
+        return (path, AGENT_DIR) if path is not None else None
+
+    def link_done(self, container_id: str, session_id: str) -> None:
+        self._linked.pop(container_id, None)
+        if self._links is not None:
+            self._links.remove(session_id)
+
+    def sweep_links(self, live_sessions: set[str]) -> None:
+        if self._links is not None:
+            self._links.sweep(live_sessions)
+
     def remove(self, container_id: str) -> None:
         """Force-remove; if auto-remove is already under way, wait (briefly) until it is gone."""
+        sid = self._linked.pop(container_id, None)
+        if sid and self._links is not None:
+            self._links.remove(sid)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:

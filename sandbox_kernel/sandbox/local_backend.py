@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..agent import procs
 from ..errors import ConfigError, SandboxError, SessionGone
@@ -119,8 +120,9 @@ class LocalBackend(Backend):
 
     requires_separation = False
 
-    def __init__(self, agent_argv: list[str] | None = None) -> None:
+    def __init__(self, agent_argv: list[str] | None = None, *, direct: bool = True) -> None:
         self.agent_argv = agent_argv or [sys.executable, "-m", "sandbox_kernel.agent"]
+        self.direct = direct  # offer the agent a direct link (sandbox/direct.py)
         self._boxes: dict[str, _Box] = {}
         self._lock = threading.Lock()
 
@@ -139,6 +141,7 @@ class LocalBackend(Backend):
         root = tempfile.mkdtemp(prefix="sandbox-local-")
         for d in ("sandbox", "tmp", "packages"):
             os.mkdir(os.path.join(root, d), 0o700)
+        os.mkdir(os.path.join(root, "link"), 0o711)
         cid = os.path.basename(root)
         with self._lock:
             self._boxes[cid] = _Box(spec, root, spec.name)
@@ -152,6 +155,12 @@ class LocalBackend(Backend):
         if box is None:
             raise SessionGone("the local sandbox no longer exists")
         return box
+
+    def link_dir(self, container_id: str, session_id: str) -> tuple[Path, str] | None:
+        if not self.direct:
+            return None
+        path = Path(self._box(container_id).root) / "link"
+        return path, str(path)
 
     def attach(self, container_id: str) -> AgentStream:
         return LocalStream(self._box(container_id))

@@ -22,6 +22,7 @@ from .backend import (
     LABEL_OWNER_PID,
     LABEL_OWNER_START,
     LABEL_POOL,
+    LABEL_SESSION,
     Backend,
     ContainerRecord,
 )
@@ -132,7 +133,8 @@ def reap(backend: Backend, *, dry_run: bool = False, pool_ttl: float = 3600.0,
     """Remove our containers that are exited, never started, or whose owner is gone."""
     now = time.time()
     removed: list[Reaped] = []
-    for record in backend.list_owned():
+    records = backend.list_owned()
+    for record in records:
         if record.id in keep:
             continue
         reason = stale_reason(record, now, pool_ttl)
@@ -144,4 +146,8 @@ def reap(backend: Backend, *, dry_run: bool = False, pool_ttl: float = 3600.0,
             except SandboxError:
                 continue
         removed.append(Reaped(record.id, record.name, reason))
+    if not dry_run:
+        gone = {r.container_id for r in removed}
+        backend.sweep_links({r.labels.get(LABEL_SESSION, "") for r in records
+                             if r.id not in gone})
     return removed

@@ -27,12 +27,14 @@ from ..errors import (
 )
 from .backend import AgentStream, Backend
 from .channel import Channel
+from .direct import upgrade
 from .files import Files
 from .health import health_of
 from .image import build_hint
 from .runs import CellRun, run_command
 from .spec import RULES, ExecResult, Health, Limits, format_size
 
+_NOT_STARTED = "the sandbox agent did not start; see 'sandbox-kernel doctor'"
 T = TypeVar("T")
 #: Seconds the interrupt leaves a cell before its interpreter is killed, unless told.
 DEFAULT_GRACE = 3.0
@@ -64,7 +66,18 @@ class AsyncSession:
     async def connect(cls, backend: Backend, container_id: str, session_id: str, image: str,
                       limits: Limits, stream: AgentStream, *, ceilings: Limits | None = None,
                       timeout: float = 30.0) -> AsyncSession:
-        """Greet the agent of a started (or claimed) container over its attached stream."""
+        """Greet the agent of a started (or claimed) container over its attached stream
+        (moved to the direct link first where the backend offers one)."""
+        try:
+            stream = await upgrade(stream, backend.link_dir(container_id, session_id), timeout)
+        except BaseException as exc:
+            stream.close()
+            await asyncio.to_thread(backend.remove, container_id)
+            if isinstance(exc, SandboxTimeout):
+                raise SessionGone(_NOT_STARTED) from None
+            raise
+        finally:
+            backend.link_done(container_id, session_id)
         channel = Channel(stream, name=f"sandbox-{session_id}").start()
         session = cls(backend, container_id, session_id, image, limits, channel, ceilings)
         try:
@@ -80,8 +93,7 @@ class AsyncSession:
             session.agent = hello
         except SandboxTimeout:
             await session.close()
-            raise SessionGone("the sandbox agent did not start; see 'sandbox-kernel doctor'") \
-                from None
+            raise SessionGone(_NOT_STARTED) from None
         except BaseException:
             await session.close()
             raise

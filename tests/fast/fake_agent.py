@@ -17,7 +17,7 @@ import sys
 import time
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "silent"
-HELLO = {"type": "hello", "version": 2, "pid": os.getpid(), "agent_uid": 999,
+HELLO = {"type": "hello", "version": 3, "pid": os.getpid(), "agent_uid": 999,
          "worker_uid": 1000, "python": "3.11", "languages": ["python", "node"],
          "measure": "none"}
 
@@ -40,7 +40,10 @@ BAD = {"garbage": b"this is not json\n",
 def main() -> None:
     for line in sys.stdin.buffer:
         req = json.loads(line)
-        if req["type"] == "hello":
+        if req["type"] == "link":  # as an agent that cannot reach the host's socket
+            frame({"id": req["id"], "type": "reply", "status": "error", "code": "unavailable",
+                   "message": "no direct link here"})
+        elif req["type"] == "hello":
             frame({**HELLO, "id": req["id"]})
             if MODE in BAD:
                 send(BAD[MODE])

@@ -161,11 +161,14 @@ class FakeBackend:
             raise SandboxError("engine refused")
         self.removed.append(container_id)
 
+    def sweep_links(self, live_sessions: set[str]) -> None:
+        self.swept = live_sessions
+
 
 def _recs(a_dead_pid: int) -> list[ContainerRecord]:
     def r(cid: str, **kw: object) -> ContainerRecord:
         base = record(**kw)  # type: ignore[arg-type]
-        return ContainerRecord(cid, base.name, base.status, base.labels)
+        return ContainerRecord(cid, base.name, base.status, {**base.labels, LABEL_SESSION: cid})
 
     return [
         r("live"),
@@ -181,6 +184,8 @@ def test_reap_removes_only_stale(a_dead_pid: int) -> None:
     assert sorted(backend.removed) == ["exited", "orphan"]
     assert {r.container_id: r.reason for r in reaped} == {
         "exited": "container exited", "orphan": f"owner process {a_dead_pid} is gone"}
+    kept = {r.id for r in backend.records} - {"exited", "orphan"}
+    assert kept and backend.swept == kept  # link directories of the removed ones go too
 
 
 def test_reap_dry_run_and_keep(a_dead_pid: int) -> None:
