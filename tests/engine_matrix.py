@@ -37,6 +37,8 @@ SUBSET = (
     "tests/docker/test_limits_bite.py::test_cell_timeout_keeps_state",
     "tests/docker/test_limits_bite.py::test_update_limits_live",
     "tests/security/test_syscalls.py",
+    "tests/security/test_direct_link.py::"
+    "test_sessions_take_the_direct_link_unless_it_is_off_or_out_of_reach",
     "tests/kernel/test_execution.py::test_stdout_streams_line_by_line_while_the_cell_runs",
     "tests/kernel/test_execution.py::test_matplotlib_figure_is_an_inline_png",
     "tests/kernel/test_execution.py::test_pandas_table_still_renders",

@@ -38,6 +38,11 @@ class Sandbox(Configurable):
         False, help="Run sandboxes on an engine where memory, CPU and process limits cannot "
         "hold (rootless Podman on cgroup v1), which is otherwise refused. Unsafe: the limits "
         "you set are then not enforced.").tag(config=True)
+    direct_link = Bool(
+        True, help="Move the agent's frames off the engine's attach relay onto a unix socket "
+        "the host listens on, in a directory mounted read-only into the sandbox (faster "
+        "cells and transfers; docs/architecture.md). Where the sandbox cannot connect "
+        "(gVisor, a remote engine), frames stay on the attach either way.").tag(config=True)
     language = Enum(["python", "node"], "python",
                     help="Language of cells without a %%magic (the kernelspec sets it).").tag(
                         config=True)

@@ -61,7 +61,8 @@ class Launcher:
         with self._lock:
             if self.manager is None:
                 backend = make_backend(
-                    allow_unenforced_limits=self.settings.allow_unenforced_limits)
+                    allow_unenforced_limits=self.settings.allow_unenforced_limits,
+                    direct_link=self.settings.direct_link)
                 self.manager = SandboxManager(
                     image=self.settings.image, limits=self.limits, ceilings=self.ceilings,
                     pool_size=self.settings.pool_size, cleanup_interval=0, backend=backend,

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 _HIGH_WATER, _LOW_WATER = 4 * 1024 * 1024, 1024 * 1024
 _BUFFER = 4 * 1024 * 1024  # socket buffers (the kernel caps them at wmem_max/rmem_max)
 _READ = 1 << 20
+_EOF_GRACE_S = 2.0
 
 
 class DirectStream(AgentStream):
@@ -72,8 +73,11 @@ class DirectStream(AgentStream):
         except OSError:
             data = b""
         if not data:
+            # The agent is gone; the attach ends once the engine has seen the container
+            # stop, and so the channel's end waits for that (a diagnosis then finds it
+            # stopped, with its exit code), but not for long.
             self._loop.remove_reader(self._sock.fileno())
-            self._put(0, b"")
+            self._loop.call_later(_EOF_GRACE_S, self._put, 0, b"")
             return
         self._put(1, data)
         if self._queued > _HIGH_WATER and not self._held:

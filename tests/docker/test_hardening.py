@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox_kernel.sandbox.direct import AGENT_DIR
 from sandbox_kernel.sandbox.docker_options import host_pids
 from sandbox_kernel.sandbox.spec import Limits, MiB
 
@@ -211,7 +212,10 @@ def test_container_configuration(manager, session) -> None:
                for u in hc["Ulimits"]}
     assert ulimits["core"] == (0, 0)
     assert ulimits["fsize"] == (1024**3, 1024**3)
-    assert [m for m in info["Mounts"] if m.get("Type") == "bind"] == []
+    binds = [m for m in info["Mounts"] if m.get("Type") == "bind"]
+    # One bind mount only: the direct link's directory, read-only (sandbox/direct.py).
+    assert [(m["Destination"], m["RW"]) for m in binds] == [(AGENT_DIR, False)]
+    assert "/sandbox-kernel-links/" in binds[0]["Source"]
     assert all("docker.sock" not in str(m.get("Source")) for m in info["Mounts"])
     assert info["Config"]["User"] == "0:0"  # the agent drops it at once
     assert info["Config"]["Env"] == [e for e in info["Config"]["Env"]
