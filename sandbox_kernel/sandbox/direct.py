@@ -21,14 +21,17 @@ import os
 import secrets
 import shutil
 import socket
+import stat
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..agent.frames import FrameError, FrameReader, encode
 from ..agent.protocol import AGENT_EVENTS
-from ..errors import SandboxTimeout, SessionGone
+from ..errors import EngineUnavailable, ImageMissing, SandboxError, SandboxTimeout, SessionGone
 from .backend import AgentStream
 from .direct_stream import DirectStream
 
@@ -96,13 +99,71 @@ class LinkDirs:
                         shutil.rmtree(entry, ignore_errors=True)
 
 
+class EngineLinks:
+    """The link directories of one engine's sandboxes, as its backend needs them."""
+
+    def __init__(self, url: str, enabled: bool = True) -> None:
+        self.dirs = LinkDirs.for_engine(url) if enabled and local_engine(url) else None
+        self._made: dict[str, str] = {}  # container id -> session id, made here
+        self._lock = threading.Lock()
+
+    def mount(self, session_id: str) -> dict[str, object] | None:
+        """The mount a new container of `session_id` gets, if any (for the engine's create)."""
+        if self.dirs is None or not session_id:
+            return None
+        try:
+            return self.dirs.mount(session_id)
+        except OSError as exc:
+            log.info("no direct link for session %s (%s)", session_id, exc)
+            return None
+
+    def create_with(self, session_id: str,
+                    create: Callable[[list[dict[str, object]]], str]) -> str:
+        """`create(mounts)` a container, with its link directory mounted if it can be; an
+        engine that refuses the mount (a remote one behind a local address, a policy) gets
+        the container without it, and no more link directories from this backend."""
+        mount = self.mount(session_id)
+        if mount is None:
+            return create([])
+        try:
+            cid = create([mount])
+        except (ImageMissing, EngineUnavailable):
+            self.done("", session_id)
+            raise
+        except SandboxError as exc:
+            self.done("", session_id)
+            log.warning("the engine refused the direct link's directory (%s); frames go "
+                        "through the engine", exc)
+            self.dirs = None
+            return create([])
+        with self._lock:
+            self._made[cid] = session_id
+        return cid
+
+    def place(self, session_id: str) -> tuple[Path, str] | None:
+        path = self.dirs.path(session_id) if self.dirs is not None else None
+        return (path, AGENT_DIR) if path is not None else None
+
+    def done(self, container_id: str, session_id: str = "") -> None:
+        """The directory may go: the link is up or refused, or the container is removed."""
+        with self._lock:
+            session_id = self._made.pop(container_id, session_id)
+        if self.dirs is not None and session_id:
+            self.dirs.remove(session_id)
+
+    def sweep(self, live_sessions: set[str]) -> None:
+        if self.dirs is not None:
+            self.dirs.sweep(live_sessions)
+
+
 def _private_dirs(root: Path) -> None:
     """Make `root` and its parents up to the base; refuse a base someone else owns."""
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     base = root.parent.parent
-    info = base.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = base.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
         raise OSError(f"{base} is not private to this user")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 class Listener:

@@ -10,7 +10,6 @@ the engine's address and the underlying cause.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from pathlib import Path
@@ -23,9 +22,7 @@ from ..errors import (
     ConfigError,
     EngineUnavailable,
     ImageMissing,
-    LiveLimitsUnsupported,
     SandboxError,
-    SessionGone,
 )
 from . import docker_options
 from .backend import (
@@ -36,7 +33,7 @@ from .backend import (
     ContainerState,
     RuntimeTraits,
 )
-from .direct import AGENT_DIR, LinkDirs, local_engine
+from .direct import EngineLinks
 from .docker_connect import (
     CONNECTION_ERRORS,
     Endpoint,
@@ -49,12 +46,12 @@ from .docker_connect import (
     translated,
 )
 from .docker_stream import DockerAttachStream
+from .docker_update import update_limits
 from .engine_facts import EngineFacts
 from .image import build_hint
 from .seccomp import load_profile, profile_path
 from .spec import ContainerSpec, Limits
 
-log = logging.getLogger(__name__)
 #: The agent's uid in the image (docker/sandbox/Dockerfile).
 AGENT_UID = 999
 class DockerBackend(Backend):
@@ -78,8 +75,7 @@ class DockerBackend(Backend):
         self._nproc: int | None = None
         self.allow_unenforced_limits = allow_unenforced_limits
         self.direct = direct  # offer agents a direct link (sandbox/direct.py)
-        self._links: LinkDirs | None = None
-        self._linked: dict[str, str] = {}  # container id -> session id, created here
+        self._links: EngineLinks | None = None
 
     @property
     def where(self) -> str:
@@ -163,47 +159,44 @@ class DockerBackend(Backend):
             self._seccomp = load_profile(self._seccomp_path)
         return docker_options.seccomp_option(self.facts, self._seccomp, str(self._seccomp_path))
 
-    def _link_dirs(self) -> LinkDirs | None:
-        """Where link directories go; None unless the engine runs on this machine."""
-        if self._links is None and self.direct:
+    @property
+    def links(self) -> EngineLinks:
+        """The direct links' directories (none unless the engine runs on this machine)."""
+        if self._links is None:
             url = self._endpoint.url if self._endpoint else str(self.api.base_url)
-            if local_engine(url):
-                self._links = LinkDirs.for_engine(url)
+            self._links = EngineLinks(url, self.direct)
         return self._links
 
     def create(self, spec: ContainerSpec, started: bool = False) -> str:
         traits = self.check_runtime(spec.runtime)
         host_config = docker_options.host_config(
             spec, self.facts, traits, self._seccomp_option(), self._nproc_ceiling())
-        links, sid = self._link_dirs(), spec.labels.get(LABEL_SESSION, "")
-        if links is not None and sid:
+
+        def create(mounts: list[dict[str, object]]) -> str:
+            with translated("create a sandbox container", self.where, image=spec.image):
+                return str(self.api.create_container(
+                    spec.image,
+                    name=spec.name,
+                    labels=spec.labels,
+                    environment=docker_options.environment(spec, traits),
+                    user="0:0",  # the agent drops root at once (docs/architecture.md)
+                    hostname="sandbox",
+                    working_dir="/sandbox",
+                    stdin_open=True,
+                    detach=False,  # with stdin_open: StdinOnce, the owner's EOF ends the agent
+                    host_config={**host_config, **({"Mounts": mounts} if mounts else {})},
+                    stop_signal="SIGTERM",
+                    stop_timeout=2,
+                )["Id"])
+
+        cid = self.links.create_with(spec.labels.get(LABEL_SESSION, ""), create)
+        if started:
             try:
-                host_config["Mounts"] = [links.mount(sid)]
-            except OSError as exc:
-                log.info("no direct link for %s (%s)", spec.name, exc)
-        with translated("create a sandbox container", self.where, image=spec.image):
-            cid: str = self.api.create_container(
-                spec.image,
-                name=spec.name,
-                labels=spec.labels,
-                environment=docker_options.environment(spec, traits),
-                user="0:0",  # the agent drops root at once (docs/architecture.md)
-                hostname="sandbox",
-                working_dir="/sandbox",
-                stdin_open=True,
-                detach=False,  # with stdin_open: StdinOnce, so the owner's EOF ends the agent
-                host_config=host_config,
-                stop_signal="SIGTERM",
-                stop_timeout=2,
-            )["Id"]
-            if "Mounts" in host_config:
-                self._linked[cid] = sid
-            if started:
-                try:
+                with translated("start the sandbox container", self.where):
                     self.api.start(cid)
-                except BaseException:
-                    self.remove(cid)
-                    raise
+            except BaseException:
+                self.remove(cid)
+                raise
         return cid
 
     def attach(self, container_id: str) -> AgentStream:
@@ -227,34 +220,7 @@ class DockerBackend(Backend):
                                     f"({cause_of(exc)}); {engine_hint()}") from exc
 
     def update(self, container_id: str, limits: Limits) -> None:
-        with translated("inspect the sandbox", self.where):
-            runtime = (self.api.inspect_container(container_id).get("HostConfig") or {}).get(
-                "Runtime")
-        facts = self.facts
-        traits = facts.traits_of(runtime or None)
-        if not traits.live_update:
-            raise LiveLimitsUnsupported(
-                f"the {traits.kind} runtime cannot change a running sandbox's memory, CPU or "
-                "process limits; restart the sandbox with the new limits")
-        # docker-py's update_container cannot set NanoCpus or PidsLimit; the Engine API can.
-        # Podman's compat API has no update endpoint (404); its libpod one works.
-        if facts.kind == "podman":
-            url = f"{self.api.base_url}/v4.0.0/libpod/containers/{container_id}/update"
-            body = docker_options.libpod_update_body(limits, traits)
-        else:
-            url = self.api._url("/containers/{0}/update", container_id)
-            body = docker_options.update_body(limits, traits)
-        try:
-            with translated("change the sandbox's limits", self.where):
-                self.api._result(self.api._post_json(url, data=body), facts.kind != "podman")
-        except SessionGone as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound) and \
-                    self.state(container_id).exists:
-                raise LiveLimitsUnsupported(
-                    f"the {facts.name} engine at {self.where} cannot change a running "
-                    f"sandbox's limits (its update endpoint answered: "
-                    f"{explain(exc.__cause__)})") from exc
-            raise
+        update_limits(self, container_id, limits)
 
     def state(self, container_id: str) -> ContainerState:
         try:
@@ -273,24 +239,18 @@ class DockerBackend(Backend):
         )
 
     def link_dir(self, container_id: str, session_id: str) -> tuple[Path, str] | None:
-        links = self._link_dirs()
-        path = links.path(session_id) if links is not None else None
-        return (path, AGENT_DIR) if path is not None else None
+        return self.links.place(session_id)
 
     def link_done(self, container_id: str, session_id: str) -> None:
-        self._linked.pop(container_id, None)
-        if self._links is not None:
-            self._links.remove(session_id)
+        self.links.done(container_id, session_id)
 
     def sweep_links(self, live_sessions: set[str]) -> None:
-        if self._links is not None:
-            self._links.sweep(live_sessions)
+        self.links.sweep(live_sessions)
 
     def remove(self, container_id: str) -> None:
         """Force-remove; if auto-remove is already under way, wait (briefly) until it is gone."""
-        sid = self._linked.pop(container_id, None)
-        if sid and self._links is not None:
-            self._links.remove(sid)
+        if self._links is not None:
+            self._links.done(container_id)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_kernel.errors import SessionGone
-from sandbox_kernel.sandbox.direct import LinkDirs, Listener, local_engine
+from sandbox_kernel.errors import ImageMissing, SandboxError, SessionGone
+from sandbox_kernel.sandbox.direct import EngineLinks, LinkDirs, Listener, local_engine
 from sandbox_kernel.sandbox.direct_stream import DirectStream
 from sandbox_kernel.sandbox.local_backend import LocalBackend, LocalStream
 from sandbox_kernel.sandbox.session import AsyncSession
@@ -120,3 +120,33 @@ def test_a_base_directory_others_can_write_is_refused(tmp_path: Path) -> None:
 ])
 def test_only_an_engine_on_this_machine_gets_a_link_directory(url: str, local: bool) -> None:
     assert local_engine(url) is local
+
+
+def test_an_engine_that_refuses_the_mount_gets_the_container_without_it(
+        tmp_path: Path) -> None:
+    links = EngineLinks("unix:///var/run/docker.sock")
+    links.dirs = LinkDirs(tmp_path / "base" / "links" / "engine")
+    calls: list[list[dict[str, object]]] = []
+
+    def create(mounts: list[dict[str, object]]) -> str:
+        calls.append(mounts)
+        if mounts:
+            raise SandboxError("invalid mount config: bind source path does not exist")
+        return "cid"
+
+    assert links.create_with("s1", create) == "cid"
+    assert [bool(m) for m in calls] == [True, False]
+    assert links.dirs is None and links.place("s2") is None  # no more tries on this engine
+    assert os.listdir(tmp_path / "base" / "links" / "engine") == []
+
+
+def test_a_missing_image_is_not_retried_and_leaves_no_directory(tmp_path: Path) -> None:
+    links = EngineLinks("unix:///var/run/docker.sock")
+    links.dirs = LinkDirs(tmp_path / "base" / "links" / "engine")
+
+    def create(mounts: list[dict[str, object]]) -> str:
+        raise ImageMissing("no image")
+
+    with pytest.raises(ImageMissing):
+        links.create_with("s1", create)
+    assert links.dirs is not None and os.listdir(links.dirs.root) == []

@@ -77,8 +77,8 @@ def test_sessions_take_the_direct_link_unless_it_is_off_or_out_of_reach(direct: 
         s = m.open_session()
         kind = type(s.core.channel.stream)
         assert s.execute_command("echo hi").stdout == "hi\n"
-        links = backend._links
-        left = os.listdir(links.root) if links is not None and links.root.is_dir() else []
+        dirs = backend.links.dirs  # where its directories would be
+        left = os.listdir(dirs.root) if dirs is not None and dirs.root.is_dir() else []
     # gVisor's sandbox cannot connect to a host socket (no --host-uds): the attach it is.
     assert kind is (DirectStream if direct and runtime != "runsc" else DockerAttachStream)
     assert left == []  # a connected (or refused) session's directory is gone at once
