@@ -8,7 +8,7 @@ process the tests start follow it. ``main`` (the default) changes nothing.
 EXPECTED records, per engine, the tests that fail with the current agent and why, as strict
 xfails (an unexpected pass fails the run, so the table is kept honest) or, where the
 failure is a hang, as skips. docker/engines/matrix.sh runs SUBSET on every engine.
-Measured with the protocol-2 agent.
+Measured with the protocol-3 agent.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .cells import Cells
 from .commands import Commands
 from .comms import CommRelay
 from .frames import Frame, FrameError, check_fields
-from .hostlink import HostLink, connect_link, log
+from .hostlink import HostLink, log
 from .measure import Meter, host_limits
 from .packages import Installer, open_staged
 from .privilege import Identity
@@ -243,7 +243,7 @@ class Agent:
             return
         handler = {"hello": self._hello, "stats": self._stats, "restart": self._restart,
                    "set_env": self._set_env, "shutdown": self._shutdown,
-                   "link": self._link}.get(req["type"])
+                   "link": self.link.take_link}.get(req["type"])
         if handler is not None:
             handler(req)
 
@@ -254,17 +254,6 @@ class Agent:
                         "pid": os.getpid(), "agent_uid": self.ident.agent_uid,
                         "worker_uid": self.ident.worker_uid, "python": sys.version.split()[0],
                         "languages": list(LANGUAGES), "measure": self.meter.kind})
-
-    def _link(self, req: Frame) -> None:
-        """Frames move to the host's socket (sandbox/direct.py); the reply is the last
-        frame on stdout."""
-        try:
-            sock = connect_link(req["path"], req["token"], self.link.linked)
-        except OSError as exc:
-            self.link.fail(req["id"], "unavailable", f"no direct link: {exc}")
-            return
-        self.link.reply(req["id"])
-        self.link.switch(sock)
 
     def _stats(self, req: Frame) -> None:
         s = self.meter.sample()

@@ -124,6 +124,17 @@ class HostLink:
         if not self.closed:
             self.loop.add_reader(self.in_fd, self._on_stdin)
 
+    def take_link(self, req: Frame) -> None:
+        """Connect the host's socket (sandbox/direct.py) and move there; the reply is the
+        last frame on stdout."""
+        try:
+            sock = connect_link(req["path"], req["token"], self.linked)
+        except OSError as exc:
+            self.fail(req["id"], "unavailable", f"no direct link: {exc}")
+            return
+        self.reply(req["id"])
+        self.switch(sock)
+
     def switch(self, sock: socket.socket) -> None:
         """From now on, frames go both ways on `sock`; stdin only says when the host left.
 

@@ -68,34 +68,25 @@ class AsyncSession:
                       timeout: float = 30.0) -> AsyncSession:
         """Greet the agent of a started (or claimed) container over its attached stream
         (moved to the direct link first where the backend offers one)."""
+        session = None
         try:
-            stream = await upgrade(stream, backend.link_dir(container_id, session_id), timeout)
+            try:
+                stream = await upgrade(stream, backend.link_dir(container_id, session_id),
+                                       timeout)
+            finally:
+                backend.link_done(container_id, session_id)
+            channel = Channel(stream, name=f"sandbox-{session_id}").start()
+            session = cls(backend, container_id, session_id, image, limits, channel, ceilings)
+            session.agent = _checked(await channel.request("hello", timeout=timeout), image,
+                                     backend.requires_separation)
         except BaseException as exc:
-            stream.close()
-            await asyncio.to_thread(backend.remove, container_id)
+            if session is not None:
+                await session.close()
+            else:
+                stream.close()
+                await asyncio.to_thread(backend.remove, container_id)
             if isinstance(exc, SandboxTimeout):
                 raise SessionGone(_NOT_STARTED) from None
-            raise
-        finally:
-            backend.link_done(container_id, session_id)
-        channel = Channel(stream, name=f"sandbox-{session_id}").start()
-        session = cls(backend, container_id, session_id, image, limits, channel, ceilings)
-        try:
-            hello = await channel.request("hello", timeout=timeout)
-            if hello.get("type") != "hello" or hello.get("version") != PROTOCOL_VERSION:
-                raise ProtocolError(
-                    f"the sandbox agent speaks protocol {hello.get('version')!r}, not "
-                    f"{PROTOCOL_VERSION}; re{build_hint(image)}")
-            if hello["agent_uid"] == hello["worker_uid"] and backend.requires_separation:
-                raise ProtocolError(
-                    "the sandbox agent could not separate itself from cell code (it runs as "
-                    "the same user); the engine ignored the container's user or capabilities")
-            session.agent = hello
-        except SandboxTimeout:
-            await session.close()
-            raise SessionGone(_NOT_STARTED) from None
-        except BaseException:
-            await session.close()
             raise
         return session
 
@@ -313,3 +304,15 @@ class AsyncSession:
 
     def __repr__(self) -> str:
         return f"<AsyncSession {self.session_id} container={self.container_id[:12]}>"
+
+
+def _checked(hello: Frame, image: str, separation: bool) -> Frame:
+    """The agent's hello, if it speaks our protocol and (where required) is not cell code."""
+    if hello.get("type") != "hello" or hello.get("version") != PROTOCOL_VERSION:
+        raise ProtocolError(f"the sandbox agent speaks protocol {hello.get('version')!r}, not "
+                            f"{PROTOCOL_VERSION}; re{build_hint(image)}")
+    if hello["agent_uid"] == hello["worker_uid"] and separation:
+        raise ProtocolError(
+            "the sandbox agent could not separate itself from cell code (it runs as the "
+            "same user); the engine ignored the container's user or capabilities")
+    return hello

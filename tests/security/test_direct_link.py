@@ -52,8 +52,8 @@ print(json.dumps(res))
 def test_cell_code_cannot_find_reach_or_plant_a_link_socket(k: KernelHandle) -> None:
     out = probe(k, f"DIR = {AGENT_DIR!r}\n" + REACH)
     assert "ALLOWED" not in out.values(), out
-    assert out["list"] == "EACCES" and out["create"] in ("EACCES", "EROFS")
-    assert out["guess"] == "ENOENT" and out["named sockets"] == []  # unlinked once connected
+    assert out["list"] == "EACCES" and out["create"] in ("EACCES", "EROFS", "ENOENT")
+    assert out["guess"] in ("ENOENT", "EACCES") and out["named sockets"] == []  # unlinked
     assert out["mode"] == "0o711"
     still_fine(k)  # the agent's frames still flow on its link
 
