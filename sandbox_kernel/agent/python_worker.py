@@ -23,8 +23,9 @@ import sys
 from typing import Any
 
 from . import pycomm
+from .pylink import Link
 from .pyshell import ChildReaper, make_shell
-from .pystreams import Link, Output
+from .pystreams import Output
 from .sitepath import activate as activate_packages
 from .sitepath import cwd_after_stdlib
 

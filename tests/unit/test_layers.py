@@ -34,7 +34,8 @@ WORKER_EXTRAS = {"IPython", "traitlets", "matplotlib", "comm"}
 #: The installer runs the image's pip in its own process (as the installer uid).
 INSTALLER_EXTRAS = {"sandbox_kernel.agent.installer": {"pip"}}
 WORKER_MODULES = {f"sandbox_kernel.agent.{m}" for m in ("python_worker", "pyshell", "pycompile",
-                                                          "pymagics", "pystreams", "pycomm")}
+                                                          "pymagics", "pystreams", "pylink",
+                                                          "pycomm")}
 JUPYTER = {"ipykernel", "traitlets", "ipywidgets", "jupyter_client"}
 
 
