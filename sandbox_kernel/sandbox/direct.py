@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..agent.frames import FrameError, FrameReader, encode
-from ..agent.protocol import AGENT_EVENTS
+from ..agent.frames import FrameError, FrameReader, check_fields, encode
+from ..agent.protocol import AGENT_EVENTS, REPLIES
 from ..errors import EngineUnavailable, ImageMissing, SandboxError, SandboxTimeout, SessionGone
 from .backend import AgentStream
 from .direct_stream import DirectStream
@@ -266,11 +266,14 @@ async def _reply(stream: AgentStream, timeout: float) -> dict[str, object]:
             log.debug("agent: %s", chunk[:1000].decode("utf-8", "replace").rstrip())
             continue
         try:
-            frames = reader.feed(chunk)
+            for frame in reader.feed(chunk):
+                if frame.get("id") != LINK_ID or frame.get("type") != "reply":
+                    raise SessionGone(f"the sandbox sent {frame.get('type')!r} before its "
+                                      "link reply")
+                if frame["status"] == "ok":
+                    check_fields("link reply", REPLIES["link"], frame.get("body") or {},
+                                 envelope=())
+                return frame
         except FrameError as exc:
             raise SessionGone(f"the sandbox broke protocol ({exc}) and was disconnected") \
                 from None
-        for frame in frames:
-            if frame.get("id") == LINK_ID and frame.get("type") == "reply":
-                return frame
-            raise SessionGone(f"the sandbox sent {frame.get('type')!r} before its link reply")

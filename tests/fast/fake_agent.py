@@ -7,6 +7,7 @@
   dup      sends a frame with a duplicate key
   huge     sends a line larger than the frame bound
   badreply answers stats with a reply body the contract does not allow
+  linkjunk answers the direct link's request with a notice instead of a reply
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ BAD = {"garbage": b"this is not json\n",
 def main() -> None:
     for line in sys.stdin.buffer:
         req = json.loads(line)
-        if req["type"] == "link":  # as an agent that cannot reach the host's socket
+        if req["type"] == "link" and MODE == "linkjunk":
+            frame({"id": 0, "type": "notice", "text": "hi"})
+        elif req["type"] == "link":  # as an agent that cannot reach the host's socket
             frame({"id": req["id"], "type": "reply", "status": "error", "code": "unavailable",
                    "message": "no direct link here"})
         elif req["type"] == "hello":

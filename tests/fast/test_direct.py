@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -150,3 +151,13 @@ def test_a_missing_image_is_not_retried_and_leaves_no_directory(tmp_path: Path) 
     with pytest.raises(ImageMissing):
         links.create_with("s1", create)
     assert links.dirs is not None and os.listdir(links.dirs.root) == []
+
+
+def test_anything_but_the_link_reply_first_ends_the_start_with_a_reason() -> None:
+    fake = Path(__file__).with_name("fake_agent.py")
+
+    async def never(s: AsyncSession) -> None:
+        raise AssertionError("the session should not have started")
+
+    with pytest.raises(SessionGone, match="sent 'notice' before its link reply"):
+        in_loop(never, LocalBackend(agent_argv=[sys.executable, str(fake), "linkjunk"]))
