@@ -14,6 +14,7 @@ import socket
 
 from ..errors import SessionGone
 from .backend import AgentStream
+from .sockets import send_all
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +94,7 @@ class DirectStream(AgentStream):
         return item
 
     async def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            if self._closed:
-                raise SessionGone("the sandbox's connection is closed")
-            try:
-                view = view[self._sock.send(view):]
-            except (BlockingIOError, InterruptedError):
-                await self._writable()
-            except OSError as exc:
-                raise SessionGone("the sandbox's connection is closed") from exc
-
-    async def _writable(self) -> None:
-        ready = self._loop.create_future()
-        fd = self._sock.fileno()
-        self._loop.add_writer(fd, _settle, ready)
-        try:
-            await asyncio.wait_for(ready, 1.0)  # then look at _closed again
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._loop.remove_writer(fd)
+        await send_all(self._loop, self._sock, data, lambda: self._closed)
 
     def close(self) -> None:
         if self._closed:
@@ -127,8 +108,3 @@ class DirectStream(AgentStream):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._attach.close()
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -27,8 +27,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..errors import SessionGone
 from .backend import AgentStream
+from .sockets import send_all
 
 HEADER = struct.Struct(">BxxxL")
 STREAMS = (0, 1, 2)  # stdin, stdout, stderr
@@ -243,29 +243,7 @@ class DockerAttachStream(AgentStream):
     async def write(self, data: bytes) -> None:
         self._bind()
         assert self._loop is not None
-        view = memoryview(data)
-        while view:
-            if self._closed:
-                raise SessionGone("the sandbox's connection is closed")
-            try:
-                view = view[self._sock.send(view):]
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
-                    ssl.SSLWantReadError):
-                await self._writable()
-            except OSError as exc:
-                raise SessionGone("the sandbox's connection is closed") from exc
-
-    async def _writable(self) -> None:
-        assert self._loop is not None
-        ready = self._loop.create_future()
-        fd = self._sock.fileno()
-        self._loop.add_writer(fd, _settle, ready)
-        try:
-            await asyncio.wait_for(ready, 1.0)
-        except asyncio.TimeoutError:
-            pass  # a TLS renegotiation may want a read: try again either way
-        finally:
-            self._loop.remove_writer(fd)
+        await send_all(self._loop, self._sock, data, lambda: self._closed)
 
     def close(self) -> None:
         with self._lock:
@@ -292,8 +270,3 @@ def _widen_send(sock: socket.socket) -> None:
     if getattr(sock, "family", None) == socket.AF_UNIX:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
