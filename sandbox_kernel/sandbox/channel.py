@@ -91,7 +91,9 @@ class Channel:
         #: Called with frames the agent sends under id 0 (a widget's, between cells).
         self.listeners: list[Any] = []
 
-    def start(self) -> Channel:
+    def start(self, stream: AgentStream | None = None) -> Channel:
+        """Begin reading; `stream` replaces the one given at construction (the direct link)."""
+        self.stream = stream or self.stream
         self._reader = asyncio.get_running_loop().create_task(self._read())
         return self
 

@@ -34,7 +34,6 @@ from .image import build_hint
 from .runs import CellRun, run_command
 from .spec import RULES, ExecResult, Health, Limits, format_size
 
-_NOT_STARTED = "the sandbox agent did not start; see 'sandbox-kernel doctor'"
 T = TypeVar("T")
 #: Seconds the interrupt leaves a cell before its interpreter is killed, unless told.
 DEFAULT_GRACE = 3.0
@@ -68,25 +67,21 @@ class AsyncSession:
                       timeout: float = 30.0) -> AsyncSession:
         """Greet the agent of a started (or claimed) container over its attached stream
         (moved to the direct link first where the backend offers one)."""
-        session = None
+        channel = Channel(stream, name=f"sandbox-{session_id}")
+        session = cls(backend, container_id, session_id, image, limits, channel, ceilings)
         try:
             try:
-                stream = await upgrade(stream, backend.link_dir(container_id, session_id),
-                                       timeout)
+                channel.start(await upgrade(stream, backend.link_dir(container_id, session_id),
+                                            timeout))
             finally:
                 backend.link_done(container_id, session_id)
-            channel = Channel(stream, name=f"sandbox-{session_id}").start()
-            session = cls(backend, container_id, session_id, image, limits, channel, ceilings)
             session.agent = _checked(await channel.request("hello", timeout=timeout), image,
                                      backend.requires_separation)
         except BaseException as exc:
-            if session is not None:
-                await session.close()
-            else:
-                stream.close()
-                await asyncio.to_thread(backend.remove, container_id)
+            await session.close()  # an unstarted channel closes the attach it holds
             if isinstance(exc, SandboxTimeout):
-                raise SessionGone(_NOT_STARTED) from None
+                raise SessionGone("the sandbox agent did not start; see 'sandbox-kernel "
+                                  "doctor'") from None
             raise
         return session
 

@@ -28,6 +28,19 @@ def k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelHandle]:
         h.close()
 
 
+#: Cell code for attack probes: attempt(name, fn) records "ALLOWED" or the errno's name in res.
+ATTEMPT = r'''
+import errno, json, os
+res = {}
+def attempt(name, fn):
+    try:
+        fn()
+        res[name] = "ALLOWED"
+    except OSError as e:
+        res[name] = errno.errorcode.get(e.errno, str(e))
+'''
+
+
 def probe(k: KernelHandle, code: str, **kwargs: Any) -> Any:
     """Run a cell whose last stdout line is JSON, and return that value."""
     r = k.ok(code, **kwargs)
