@@ -10,6 +10,7 @@ open, address nor reference them (docs/architecture.md, "Widgets").
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _NOTICE_EVERY_S = 2.0
+_SETTLE_S = 0.01  # nbclient sends its Output widget updates within a few ms
 #: Widget models the host remembers for one sandbox; past this, new ones are refused.
 MAX_MODELS = 100_000
 
@@ -86,6 +88,7 @@ class CommBridge:
         self._noticed = 0.0
         self.relay: Callable[[AsyncSession, Any], Any] | None = None
         self.handling = False  # a frontend's comm message is being handled in the sandbox
+        self.published = 0  # comm messages published, for settle()
 
     def install(self) -> None:
         """Route the frontend's comm messages and comm_info requests (comm_frontend.py)."""
@@ -203,8 +206,16 @@ class CommBridge:
         """On IOPub, as ipykernel's comms send: the widget protocol version in the
         message's metadata."""
         kernel = self.kernel
+        self.published += 1
         kernel.send_response(kernel.paced_iopub or kernel.iopub_socket, msg_type, content,
                              buffers=buffers or None, metadata=metadata or {})
+
+    async def settle(self, published_before: int) -> None:
+        """Hold a widget cell's reply for a moment: nbclient answers an Output widget's
+        captured output with a comm message on the shell socket, and a reply that arrives
+        while it sends is missed until its timeout (nbclient issue 312)."""
+        if self.published != published_before:
+            await asyncio.sleep(_SETTLE_S)
 
     def _refuse(self, what: str) -> None:
         self.refused.append(f"[sandbox] refused {what}")

@@ -211,6 +211,7 @@ class SandboxKernel(Kernel):
                          cell_id: Any = None) -> dict[str, Any]:
         self._busy = True
         self._allow_stdin = allow_stdin
+        published = self.comms.published
         try:
             outcome = await self._execute(code, silent, store_history, user_expressions or {},
                                           allow_stdin)
@@ -226,6 +227,7 @@ class SandboxKernel(Kernel):
         finally:
             self._busy = False
             self.idle_reclaim.touch()
+        await self.comms.settle(published)
         self._accounting = outcome.accounting
         if store_history and not silent:
             self.history.add(1, self.execution_count, code, outcome.result_text)
