@@ -28,6 +28,8 @@ from .early_sockets import CHANNELS, EarlyContext
 from .kernel import SandboxKernel
 from .launcher import Launcher
 
+_CONTROL_JOIN_S = 5.0
+
 
 class SandboxKernelApp(IPKernelApp):
     """Launches a SandboxKernel."""
@@ -117,6 +119,16 @@ class SandboxKernelApp(IPKernelApp):
             context.release(port)
         return super()._bind_socket(s, port)
 
+    def start(self) -> None:
+        """After the shell loop stops (a shutdown), the control thread ends the message it
+        is on before the interpreter exits: its last flush waits for the IOPub thread, which
+        ipykernel stops at exit, and in that order it waited out its 10 s timeout (the
+        frontend killed the kernel meanwhile)."""
+        super().start()
+        control = self.control_thread
+        if control is not None and control.is_alive():
+            control.stop()
+            control.join(timeout=_CONTROL_JOIN_S)
 
 def main(argv: Any = None, early: EarlyStart | None = None,
          sockets: tuple[EarlyContext, dict[str, Any]] | None = None) -> None:

@@ -35,6 +35,20 @@ def test_no_container_after_shutdown(start_kernel: Start) -> None:
     assert not _exists(cid)
 
 
+def test_the_kernel_exits_by_itself_after_a_shutdown_request(start_kernel: Start) -> None:
+    """jupyter_client kills a kernel that is still there 5 s after its shutdown reply; this
+    one used to be, about one shutdown in three (its control thread waited on IOPub)."""
+    for _ in range(4):
+        k = start_kernel()
+        k.ok("pass")
+        process = k.km.provisioner.process  # type: ignore[union-attr]
+        k.km.request_shutdown()
+        assert wait_until(lambda p=process: p.poll() is not None, 4), \
+            "the kernel was still running 4 s after its shutdown request"
+        assert process.returncode == 0
+        k.close()
+
+
 def test_no_container_within_10s_of_sigkill(start_kernel: Start) -> None:
     k = start_kernel()
     k.ok("x = 1")
