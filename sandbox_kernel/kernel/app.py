@@ -130,6 +130,7 @@ class SandboxKernelApp(IPKernelApp):
             control.stop()
             control.join(timeout=_CONTROL_JOIN_S)
 
+
 def main(argv: Any = None, early: EarlyStart | None = None,
          sockets: tuple[EarlyContext, dict[str, Any]] | None = None) -> None:
     SandboxKernelApp.launch_instance(argv=argv, early=early, early_sockets=sockets)
