@@ -60,7 +60,7 @@ def _assert_no_leaks(where: str, kernel_pids: set[int] | frozenset[int] = frozen
         for r in leaked:  # clean up so one leak does not cascade into every later module
             if r.status == "paused":
                 with contextlib.suppress(Exception):
-                    backend.api.unpause(r.id)
+                    backend.api.request("POST", f"/containers/{r.id}/unpause")
             backend.remove(r.id)
         backend.client.close()
         rows = "\n".join(f"  {r.id[:12]} {r.name} ({r.status})" for r in leaked)

@@ -1,10 +1,11 @@
-"""The Docker engine backend: with its docker_* helpers, the only code that imports `docker`.
+"""The Docker engine backend: with its docker_* helpers, the only code that speaks the
+Engine API.
 
 It turns a ContainerSpec into a hardened container (architecture.md, invariant 3) with the
 options the engine at hand accepts (docker_options.py; Docker or Podman, docs/engines.md),
-attaches to the agent's stdio with docker-py's own stream demultiplexing, and translates
-every docker-py and connection error into the SandboxError hierarchy, once, here, naming
-the engine's address and the underlying cause.
+attaches to the agent's stdio (docker_stream.py), and translates every engine and
+connection error into the SandboxError hierarchy, once, here, naming the engine's address
+and the underlying cause.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import docker.errors
 
 from ..agent.protocol import PROTOCOL_VERSION
 from ..errors import (
@@ -34,6 +32,7 @@ from .backend import (
     RuntimeTraits,
 )
 from .direct import EngineLinks
+from .docker_api import APIError, EngineClient, EngineError, ImageNotFound, NotFound
 from .docker_connect import (
     CONNECTION_ERRORS,
     Endpoint,
@@ -62,7 +61,7 @@ class DockerBackend(Backend):
     on cgroup v1), which is otherwise refused.
     """
 
-    def __init__(self, client: Any = None, timeout: float = 60.0, *,
+    def __init__(self, client: EngineClient | None = None, timeout: float = 60.0, *,
                  seccomp_profile: Path | None = None,
                  allow_unenforced_limits: bool = False, direct: bool = True) -> None:
         self._client = client
@@ -81,28 +80,28 @@ class DockerBackend(Backend):
     def where(self) -> str:
         """The engine's address and where it came from, for messages."""
         if self._endpoint is None and self._client is not None:
-            return str(getattr(self._client.api, "base_url", "the given client"))
+            return self._client.base_url
         if self._endpoint is None:
-            with contextlib.suppress(docker.errors.DockerException):
+            with contextlib.suppress(EngineError):
                 self._endpoint = resolve_endpoint()
         return self._endpoint.describe() if self._endpoint else "an unknown address"
 
     @property
-    def client(self) -> Any:
+    def client(self) -> EngineClient:
         with self._lock:
             if self._client is None:
                 try:
                     self._endpoint = resolve_endpoint()
                     self._client = connect(self._endpoint, self._timeout)
-                except docker.errors.DockerException as exc:
+                except EngineError as exc:
                     at = f" at {self._endpoint.describe()}" if self._endpoint else ""
                     raise EngineUnavailable(f"no Docker engine is reachable{at}: "
                                             f"{cause_of(exc)}; {engine_hint()}") from exc
             return self._client
 
     @property
-    def api(self) -> Any:
-        return self.client.api
+    def api(self) -> EngineClient:
+        return self.client
 
     @property
     def facts(self) -> EngineFacts:
@@ -120,12 +119,12 @@ class DockerBackend(Backend):
     def image_labels(self, image: str) -> dict[str, str]:
         try:
             config = self.api.inspect_image(image).get("Config") or {}
-        except docker.errors.ImageNotFound as exc:
+        except ImageNotFound as exc:
             raise ImageMissing(
                 f"the sandbox image {image!r} is not on the engine at {self.where}; "
                 f"{build_hint(image)}"
             ) from exc
-        except (*CONNECTION_ERRORS, docker.errors.APIError) as exc:
+        except (*CONNECTION_ERRORS, APIError) as exc:
             raise EngineUnavailable(f"no Docker engine is reachable at {self.where}: "
                                     f"{cause_of(exc)}; {engine_hint()}") from exc
         return dict(config.get("Labels") or {})
@@ -163,7 +162,7 @@ class DockerBackend(Backend):
     def links(self) -> EngineLinks:
         """The direct links' directories (none unless the engine runs on this machine)."""
         if self._links is None:
-            url = self._endpoint.url if self._endpoint else str(self.api.base_url)
+            url = self._endpoint.url if self._endpoint else self.api.base_url
             self._links = EngineLinks(url, self.direct)
         return self._links
 
@@ -174,20 +173,9 @@ class DockerBackend(Backend):
 
         def create(mounts: list[dict[str, object]]) -> str:
             with translated("create a sandbox container", self.where, image=spec.image):
-                return str(self.api.create_container(
-                    spec.image,
-                    name=spec.name,
-                    labels=spec.labels,
-                    environment=docker_options.environment(spec, traits),
-                    user="0:0",  # the agent drops root at once (docs/architecture.md)
-                    hostname="sandbox",
-                    working_dir="/sandbox",
-                    stdin_open=True,
-                    detach=False,  # with stdin_open: StdinOnce, the owner's EOF ends the agent
-                    host_config={**host_config, **({"Mounts": mounts} if mounts else {})},
-                    stop_signal="SIGTERM",
-                    stop_timeout=2,
-                )["Id"])
+                return self.api.create_container(
+                    docker_options.container_config(spec, traits, host_config, mounts),
+                    spec.name)
 
         cid = self.links.create_with(spec.labels.get(LABEL_SESSION, ""), create)
         if started:
@@ -201,8 +189,7 @@ class DockerBackend(Backend):
 
     def attach(self, container_id: str) -> AgentStream:
         with translated("attach to the sandbox", self.where):
-            raw = self.api.attach_socket(
-                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            raw = self.api.attach(container_id)
         return DockerAttachStream(raw)
 
     def start(self, container_id: str) -> None:
@@ -213,7 +200,7 @@ class DockerBackend(Backend):
         try:
             self.api.rename(container_id, name)
             return True
-        except (docker.errors.NotFound, docker.errors.APIError):
+        except APIError:
             return False
         except CONNECTION_ERRORS as exc:
             raise EngineUnavailable(f"the engine at {self.where} stopped answering "
@@ -225,9 +212,9 @@ class DockerBackend(Backend):
     def state(self, container_id: str) -> ContainerState:
         try:
             info = self.api.inspect_container(container_id)
-        except docker.errors.NotFound:
+        except NotFound:
             return ContainerState(exists=False)
-        except (*CONNECTION_ERRORS, docker.errors.APIError) as exc:
+        except (*CONNECTION_ERRORS, APIError) as exc:
             raise EngineUnavailable(f"the engine at {self.where} stopped answering "
                                     f"({cause_of(exc)}); {engine_hint()}") from exc
         st = info.get("State") or {}
@@ -253,9 +240,9 @@ class DockerBackend(Backend):
             self._links.done(container_id)
         try:
             self.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
+        except NotFound:
             return
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             if exc.status_code == 404:
                 return
             if "already in progress" not in explain(exc):
@@ -270,7 +257,7 @@ class DockerBackend(Backend):
 
     def list_owned(self, all_states: bool = True) -> list[ContainerRecord]:
         with translated("list sandbox containers", self.where):
-            rows = self.api.containers(all=all_states, filters={"label": LABEL_SESSION})
+            rows = self.api.containers(all_states, LABEL_SESSION)
         return [
             ContainerRecord(
                 id=r["Id"],
@@ -286,11 +273,7 @@ class DockerBackend(Backend):
         # As the agent's uid, without capabilities: cell code (uid 1000) cannot trace a
         # probe and change what it reports.
         with translated("run a probe in the sandbox", self.where):
-            exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True,
-                                           user=f"{AGENT_UID}:{AGENT_UID}")["Id"]
-            output = self.api.exec_start(exec_id)
-            code = self.api.exec_inspect(exec_id).get("ExitCode")
-        return (code if isinstance(code, int) else -1), bytes(output or b"")
+            return self.api.exec_run(container_id, argv, user=f"{AGENT_UID}:{AGENT_UID}")
 
     def versions(self) -> dict[str, str]:
         f = self.facts

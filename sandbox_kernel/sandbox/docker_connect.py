@@ -1,31 +1,35 @@
 """Finding and connecting to the engine as the docker CLI does, and naming what went wrong.
 
 The endpoint is, in the CLI's order: DOCKER_CONTEXT, DOCKER_HOST (with DOCKER_TLS_VERIFY
-and DOCKER_CERT_PATH), the config's current context, the default socket. The client's
-TLS trusts the engine's CA only: requests would let REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
-replace it (docker/docker-py#2433), so the client ignores the environment (no proxies
-either: an engine is a socket or an explicit address). Errors name their innermost cause.
+and DOCKER_CERT_PATH), the config's current context, the default socket. TLS trusts the
+engine's CA only, never a bundle named by the environment, and no proxy is ever used: an
+engine is a socket or an explicit address. Errors name their innermost cause.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import socket
 import ssl
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import docker.errors
-import requests.exceptions
-from docker.context import ContextAPI
-from docker.utils import kwargs_from_env
-
-import docker
+from pathlib import Path
 
 from ..errors import EngineUnavailable, ImageMissing, SandboxError, SessionGone
+from .docker_api import (
+    APIError,
+    EngineClient,
+    EngineConnectionError,
+    EngineError,
+    EngineTimeout,
+    ImageNotFound,
+    NotFound,
+    TLSFiles,
+)
 from .image import build_hint
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -33,7 +37,7 @@ ENGINE_HINT = (
     "start one (e.g. 'sudo systemctl start docker', or 'make engine' in a sandbox-kernel "
     "checkout) or point DOCKER_HOST at one"
 )
-CONNECTION_ERRORS = (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)
+CONNECTION_ERRORS = (EngineConnectionError,)
 
 
 def engine_hint(environ: Mapping[str, str] | None = None) -> str:
@@ -53,7 +57,7 @@ class Endpoint:
 
     url: str
     source: str  # "DOCKER_HOST", "context NAME", "default socket"
-    tls: Any = None  # docker.tls.TLSConfig or None
+    tls: TLSFiles | None = None
 
     def describe(self) -> str:
         return f"{self.url} ({self.source})"
@@ -62,60 +66,66 @@ class Endpoint:
 def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
     """The engine the docker CLI would use with this environment."""
     env = dict(os.environ if environ is None else environ)
+    config = Path(env.get("DOCKER_CONFIG") or os.environ.get("DOCKER_CONFIG")
+                  or Path.home() / ".docker")
     context = env.get("DOCKER_CONTEXT", "")
     if context and context != "default":
-        return _from_context(context)
+        return _from_context(config, context)
     if env.get("DOCKER_HOST"):
-        kwargs = kwargs_from_env(environment=env)
-        tls = kwargs.get("tls") or None
-        return Endpoint(str(kwargs["base_url"]), "DOCKER_HOST", tls)
-    try:
-        current = ContextAPI.get_current_context().Name
-    except docker.errors.DockerException:
-        current = "default"
+        return Endpoint(env["DOCKER_HOST"], "DOCKER_HOST", _tls_from_env(env))
+    current = _current_context(config)
     if current and current != "default":
-        return _from_context(current)
-    kwargs = kwargs_from_env(environment=env)
-    return Endpoint(DEFAULT_SOCKET, "default socket", kwargs.get("tls") or None)
+        return _from_context(config, current)
+    return Endpoint(DEFAULT_SOCKET, "default socket", _tls_from_env(env))
 
 
-def _from_context(name: str) -> Endpoint:
+def _tls_from_env(env: Mapping[str, str]) -> TLSFiles | None:
+    """DOCKER_TLS_VERIFY and DOCKER_CERT_PATH as the CLI reads them (an empty
+    DOCKER_TLS_VERIFY means no verification)."""
+    cert_path = env.get("DOCKER_CERT_PATH") or ""
+    verify = env.get("DOCKER_TLS_VERIFY")
+    if not cert_path and not verify:
+        return None
+    certs = Path(cert_path or Path.home() / ".docker")
+    return TLSFiles(str(certs / "ca.pem"), (str(certs / "cert.pem"), str(certs / "key.pem")),
+                    verify=bool(verify))
+
+
+def _current_context(config: Path) -> str:
     try:
-        ctx = ContextAPI.get_context(name)
-    except docker.errors.DockerException as exc:
-        raise docker.errors.DockerException(f"Docker context {name!r}: {cause_of(exc)}") \
-            from exc
-    if ctx is None or not ctx.Host:
-        raise docker.errors.DockerException(f"Docker context {name!r} does not exist or has "
-                                            "no Docker endpoint")
-    return Endpoint(str(ctx.Host), f"context {name}", ctx.TLSConfig or None)
+        return str(json.loads((config / "config.json").read_text()).get("currentContext") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
-class _APIClient(docker.APIClient):  # type: ignore[misc]
-    """docker-py's client, deaf to the environment from its first request on.
+def _from_context(config: Path, name: str) -> Endpoint:
+    """A context from the CLI's store (contexts/meta and contexts/tls, by name's sha256)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        meta = json.loads((config / "contexts" / "meta" / digest / "meta.json").read_text())
+        docker_ep = (meta.get("Endpoints") or {}).get("docker") or {}
+    except FileNotFoundError:
+        docker_ep = {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise EngineError(f"Docker context {name!r}: unreadable ({cause_of(exc)})") from exc
+    if not docker_ep.get("Host"):
+        raise EngineError(f"Docker context {name!r} does not exist or has no Docker endpoint")
+    tls_dir = config / "contexts" / "tls" / digest / "docker"
+    ca, cert, key = (tls_dir / f for f in ("ca.pem", "cert.pem", "key.pem"))
+    tls = None
+    if ca.is_file() or cert.is_file():
+        tls = TLSFiles(str(ca) if ca.is_file() else None,
+                       (str(cert), str(key)) if cert.is_file() and key.is_file() else None,
+                       verify=not docker_ep.get("SkipTLSVerify"))
+    return Endpoint(str(docker_ep["Host"]), f"context {name}", tls)
 
-    requests merges REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE over the engine's CA while
-    `trust_env` is true, and the version check runs inside the constructor.
-    """
 
-    @property
-    def trust_env(self) -> bool:
-        return False
-
-    @trust_env.setter
-    def trust_env(self, value: bool) -> None:
-        pass
-
-
-class _Client(docker.DockerClient):  # type: ignore[misc]
-    def __init__(self, **kwargs: Any) -> None:
-        self.api = _APIClient(**kwargs)
-
-
-def connect(endpoint: Endpoint, timeout: float) -> Any:
-    """A DockerClient for the endpoint whose TLS trust is the endpoint's own CA only."""
-    return _Client(base_url=endpoint.url, tls=endpoint.tls or False, timeout=timeout,
-                   version="auto")
+def connect(endpoint: Endpoint, timeout: float) -> EngineClient:
+    """A client for the endpoint (it asks the engine its API version at once)."""
+    try:
+        return EngineClient(endpoint.url, endpoint.tls, timeout)
+    except (OSError, ssl.SSLError) as exc:  # unreadable TLS files
+        raise EngineError(f"cannot use the TLS files: {cause_of(exc)}") from exc
 
 
 def local_engine_nproc(endpoint: Endpoint) -> int | None:
@@ -144,7 +154,7 @@ def local_engine_nproc(endpoint: Endpoint) -> int | None:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """An exception and everything beneath it: causes, contexts, urllib3 reasons, args."""
+    """An exception and everything beneath it: causes, contexts, reasons, args."""
     seen: list[BaseException] = []
     todo = [exc]
     while todo:
@@ -177,30 +187,30 @@ def cause_of(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def translated(what: str, where: str = "", image: str = "") -> Iterator[None]:
-    """Turn docker-py and connection errors into one-sentence SandboxErrors."""
+    """Turn the engine client's errors into one-sentence SandboxErrors."""
     at = f" at {where}" if where else ""
     try:
         yield
     except SandboxError:
         raise
-    except docker.errors.ImageNotFound as exc:
+    except ImageNotFound as exc:
         raise ImageMissing(
             f"cannot {what}: the image is missing ({explain(exc)}); "
             + (build_hint(image) if image else "build it with 'sandbox-kernel build-image'")
         ) from exc
-    except docker.errors.NotFound as exc:
+    except NotFound as exc:
         raise SessionGone(f"cannot {what}: the container no longer exists") from exc
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         text = explain(exc)
         if "is paused" in text:
             raise SessionGone(f"cannot {what}: the container was paused from outside") from exc
         if "is not running" in text or "is restarting" in text:
             raise SessionGone(f"cannot {what}: the container is not running") from exc
         raise SandboxError(f"the engine refused to {what}: {text}") from exc
-    except CONNECTION_ERRORS as exc:
+    except EngineTimeout as exc:
+        raise EngineUnavailable(f"the engine{at} did not answer in time ({what})") from exc
+    except EngineConnectionError as exc:
         raise EngineUnavailable(f"the engine{at} stopped answering ({cause_of(exc)}); "
                                 f"{engine_hint()}") from exc
-    except requests.exceptions.ReadTimeout as exc:
-        raise EngineUnavailable(f"the engine{at} did not answer in time ({what})") from exc
-    except docker.errors.DockerException as exc:
+    except EngineError as exc:
         raise SandboxError(f"cannot {what}: {cause_of(exc)}") from exc

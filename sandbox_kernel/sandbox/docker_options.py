@@ -147,3 +147,18 @@ def environment(spec: ContainerSpec, traits: RuntimeTraits) -> dict[str, str]:
     lim = spec.limits
     return {**spec.env, "SANDBOX_AGENT_LIMITS": f"memory={lim.memory},cpus={lim.cpus:g},"
                                                 f"pids={lim.pids}"}
+
+
+def container_config(spec: ContainerSpec, traits: RuntimeTraits, host_config: dict[str, Any],
+                     mounts: list[dict[str, object]]) -> dict[str, Any]:
+    """Body of POST /containers/create. The agent starts as root and drops it at once
+    (docs/architecture.md); stdin stays open once attached, so the owner's EOF ends it."""
+    env = environment(spec, traits)
+    return {
+        "Image": spec.image, "Labels": dict(spec.labels), "Hostname": "sandbox",
+        "User": "0:0", "WorkingDir": "/sandbox", "Env": [f"{k}={v}" for k, v in env.items()],
+        "Tty": False, "OpenStdin": True, "StdinOnce": True, "AttachStdin": True,
+        "AttachStdout": True, "AttachStderr": True,
+        "HostConfig": {**host_config, **({"Mounts": mounts} if mounts else {})},
+        "StopSignal": "SIGTERM", "StopTimeout": 2,
+    }

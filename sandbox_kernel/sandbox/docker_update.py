@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import docker.errors
-
 from ..errors import LiveLimitsUnsupported, SessionGone
 from . import docker_options
+from .docker_api import NotFound
 from .docker_connect import explain, translated
 from .spec import Limits
 
@@ -26,19 +25,17 @@ def update_limits(backend: DockerBackend, container_id: str, limits: Limits) -> 
         raise LiveLimitsUnsupported(
             f"the {traits.kind} runtime cannot change a running sandbox's memory, CPU or "
             "process limits; restart the sandbox with the new limits")
-    # docker-py's update_container cannot set NanoCpus or PidsLimit; the Engine API can.
     # Podman's compat API has no update endpoint (404); its libpod one works.
-    if facts.kind == "podman":
-        url = f"{backend.api.base_url}/v4.0.0/libpod/containers/{container_id}/update"
-        body = docker_options.libpod_update_body(limits, traits)
-    else:
-        url = backend.api._url("/containers/{0}/update", container_id)
-        body = docker_options.update_body(limits, traits)
+    podman = facts.kind == "podman"
+    path = (f"/v4.0.0/libpod/containers/{container_id}/update" if podman
+            else f"/containers/{container_id}/update")
+    body = (docker_options.libpod_update_body if podman else docker_options.update_body)(
+        limits, traits)
     try:
         with translated("change the sandbox's limits", backend.where):
-            backend.api._result(backend.api._post_json(url, data=body), facts.kind != "podman")
+            backend.api.request("POST", path, body=body, versioned=not podman)
     except SessionGone as exc:
-        if isinstance(exc.__cause__, docker.errors.NotFound) and \
+        if isinstance(exc.__cause__, NotFound) and \
                 backend.state(container_id).exists:
             raise LiveLimitsUnsupported(
                 f"the {facts.name} engine at {backend.where} cannot change a running "

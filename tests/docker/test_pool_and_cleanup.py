@@ -136,7 +136,7 @@ def test_cleanup_keeps_active_sessions() -> None:
 def test_cleanup_drops_dead_sessions() -> None:
     with SandboxManager(cleanup_interval=0, reap_on_start=False) as m:
         s = m.open_session()
-        m.backend.api.kill(s.container_id)
+        m.backend.api.request("POST", f"/containers/{s.container_id}/kill")
         wait_for(lambda: not s.alive, 10, "the channel to notice")
         report = m.cleanup()
         assert report.dead == (s.session_id,)
@@ -188,19 +188,21 @@ def test_reaper_removes_orphan_of_dead_owner(manager, session, a_dead_pid, wait_
 
 
 def test_reaper_never_touches_unlabelled_containers(manager, a_dead_pid) -> None:
-    client = manager.backend.client
+    api = manager.backend.api
     # looks like ours (dead owner labels) but lacks the session label
-    container = client.containers.run(
-        default_image(), detach=True, stdin_open=True, network_mode="none",
-        labels={"sandbox_kernel.owner_pid": str(a_dead_pid),
-                "sandbox_kernel.owner_host": "x", "test": "unlabelled"})
+    cid = api.create_container({
+        "Image": default_image(), "OpenStdin": True, "HostConfig": {"NetworkMode": "none"},
+        "Labels": {"sandbox_kernel.owner_pid": str(a_dead_pid),
+                   "sandbox_kernel.owner_host": "x", "test": "unlabelled"}}, None)
+    api.start(cid)
+
+    def status() -> str:
+        return str(api.inspect_container(cid)["State"]["Status"])
     try:
-        wait_for(lambda: (container.reload(), container.status == "running")[1], 20,
-                 "the plain container to run")
+        wait_for(lambda: status() == "running", 20, "the plain container to run")
         reaped = reap(manager.backend)
-        assert container.id not in [r.container_id for r in reaped]
-        container.reload()
-        assert container.status == "running"
-        assert container.id not in [r.id for r in manager.backend.list_owned()]
+        assert cid not in [r.container_id for r in reaped]
+        assert status() == "running"
+        assert cid not in [r.id for r in manager.backend.list_owned()]
     finally:
-        container.remove(force=True)
+        api.remove_container(cid, force=True)

@@ -6,17 +6,18 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 
 from sandbox_kernel.errors import EngineUnavailable
+from sandbox_kernel.sandbox.docker_api import EngineConnectionError, TLSFiles
 from sandbox_kernel.sandbox.docker_backend import DockerBackend
 from sandbox_kernel.sandbox.docker_connect import (
     DEFAULT_SOCKET,
     Endpoint,
-    _APIClient,
     cause_of,
     resolve_endpoint,
 )
@@ -82,27 +83,24 @@ def test_a_missing_context_names_itself(docker_config: Path) -> None:
         resolve_endpoint({"DOCKER_CONTEXT": "nowhere"})
 
 
-def test_environment_ca_bundles_never_replace_the_engines_ca(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """docker/docker-py#2433: requests merges REQUESTS_CA_BUNDLE over session.verify."""
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    url = "https://127.0.0.1:2376/version"
-    plain = requests.Session()
-    plain.verify = "/engine/ca.pem"
-    assert plain.merge_environment_settings(url, {}, False, None, None)["verify"] != \
-        "/engine/ca.pem"  # the bug, in plain requests
-    api = _APIClient(base_url="tcp://127.0.0.1:2376", version="1.41")
-    api.verify = "/engine/ca.pem"
-    api.trust_env = True  # requests sets it so in __init__: it must stay off
-    assert api.trust_env is False
-    assert api.merge_environment_settings(url, {}, False, None, None)["verify"] == \
-        "/engine/ca.pem"
-    api.close()
+def test_tls_trusts_the_engines_ca_only(tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the system's bundle nor one the environment names is trusted beside the
+    engine's CA (requests merged REQUESTS_CA_BUNDLE over it: docker/docker-py#2433)."""
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp_path / "k"),
+                    "-out", str(ca), "-subj", "/CN=engine-ca", "-days", "1"],
+                   check=True, capture_output=True)
+    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(var, "/etc/ssl/certs/ca-certificates.crt")
+    ctx = TLSFiles(str(ca)).context()
+    assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "engine-ca"),),)]
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    loose = TLSFiles(None, verify=False).context()
+    assert loose.verify_mode == ssl.CERT_NONE and not loose.get_ca_certs()
 
 
-# docker-py leaves the socket of a failed unix connection to the garbage collector.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_no_engine_message_names_the_address_and_the_cause(
         monkeypatch: pytest.MonkeyPatch, docker_config: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
@@ -122,8 +120,8 @@ def test_cause_of_digs_to_the_innermost_reason() -> None:
         try:
             raise inner
         except OSError as exc:
-            raise requests.exceptions.ConnectionError(exc) from exc
-    except requests.exceptions.ConnectionError as outer:
+            raise EngineConnectionError(str(exc)) from exc
+    except EngineConnectionError as outer:
         assert cause_of(outer) == "connection refused"
     assert cause_of(RuntimeError("plain words")) == "plain words"
 

@@ -1,7 +1,9 @@
 """The dependency rules of architecture.md, read from every module's AST.
 
-- only the Docker backend's modules (sandbox/docker_*.py, engine_facts.py) import docker (or
-  requests), only the backend factory (sandbox/engines.py) imports them from above, and no
+- no module imports docker-py (or requests, urllib3): the Engine API client is the
+  backend's own (sandbox/docker_api.py); only the Docker backend's modules
+  (sandbox/docker_*.py, engine_facts.py) use http.client, only the backend factory
+  (sandbox/engines.py) imports them from above, and no
   module above them speaks the Engine API's vocabulary: a Kubernetes backend (docs/engines.md)
   would need no change above the Backend interface;
 - agent/ imports the standard library and itself only (the Python worker's modules may
@@ -96,9 +98,9 @@ def test_scanner_sees_the_package() -> None:
     assert {"sandbox_kernel.agent.agent", "sandbox_kernel.sandbox.session",
             DOCKER_ONLY, FACTORY, "sandbox_kernel.cli"} <= names
     assert len(names) >= 20
-    # positive control: the docker backend's modules really do import docker and requests
-    backend_imports = {top(i) for m, _, imps in MODULES if docker_family(m) for i, _ in imps}
-    assert {"docker", "requests"} <= backend_imports
+    # positive control: the docker backend's modules really do speak HTTP
+    backend_imports = {i for m, _, imps in MODULES if docker_family(m) for i, _ in imps}
+    assert "http.client" in backend_imports
 
 
 def docker_family(name: str) -> bool:
@@ -108,9 +110,10 @@ def docker_family(name: str) -> bool:
                                                         short == "engine_facts")
 
 
-def test_only_the_docker_backend_imports_docker() -> None:
-    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES if not docker_family(m)
-           for imp, line in imps if top(imp) in ("docker", "requests", "urllib3")]
+def test_no_module_imports_docker_py_and_only_the_backend_speaks_http() -> None:
+    bad = [f"{m}:{line} imports {imp}" for m, _, imps in MODULES
+           for imp, line in imps if top(imp) in ("docker", "requests", "urllib3")
+           or (top(imp) == "http" and not docker_family(m))]
     assert not bad, "\n".join(bad)
 
 

@@ -1,0 +1,140 @@
+"""The Engine API client (docker_api.py) against a fake engine on a unix socket: version
+negotiation, errors by status, keep-alive reuse, and hijacked streams that lose no byte."""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import struct
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox_kernel.sandbox.docker_api import (
+    APIError,
+    EngineClient,
+    EngineConnectionError,
+    ImageNotFound,
+    NotFound,
+)
+from sandbox_kernel.sandbox.docker_stream import iter_frames
+
+FRAME = struct.pack(">BxxxL", 1, 5) + b"hello" + struct.pack(">BxxxL", 2, 3) + b"err"
+
+
+class FakeEngine(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    seen: list[tuple[str, str, Any]] = []
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> Any:
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n)) if n else None
+
+    def do_GET(self) -> None:
+        self.seen.append(("GET", self.path, None))
+        if self.path == "/version":
+            self._json(200, {"ApiVersion": "1.43"})
+        elif self.path.startswith("/v1.43/images/"):
+            self._json(404, {"message": "No such image: nothing:latest"})
+        elif self.path.startswith("/v1.43/containers/json"):
+            self._json(200, [{"Id": "c1"}])
+        else:
+            self._json(404, {"message": "No such container: c9"})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        self.seen.append(("POST", self.path, body))
+        if self.path.endswith("/attach?stdin=1&stdout=1&stderr=1&stream=1") and \
+                "/c1/" in self.path:
+            # headers and the first frames in one write: none of it may be lost
+            self.wfile.write(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: "
+                             b"application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\n"
+                             b"Upgrade: tcp\r\n\r\n" + FRAME)
+            self.close_connection = True
+        elif "/attach" in self.path:
+            self._json(409, {"message": "container c2 is not running"})
+        elif self.path.startswith("/v1.43/containers/create"):
+            self._json(201, {"Id": "new", "Warnings": []})
+        else:
+            self.send_response(204)
+            self.end_headers()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[str]:
+    path = str(tmp_path / "engine.sock")
+    server = socketserver.ThreadingUnixStreamServer(path, FakeEngine)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    FakeEngine.connections, FakeEngine.seen = 0, []
+    yield f"unix://{path}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_version_is_negotiated_and_connections_are_reused(engine: str) -> None:
+    client = EngineClient(engine, timeout=5)
+    assert client.containers(True, "sandbox_kernel.session") == [{"Id": "c1"}]
+    client.start("c1")
+    assert client.create_container({"Image": "i"}, "name one") == "new"
+    assert [p for _, p, _ in FakeEngine.seen] == [
+        "/version",
+        "/v1.43/containers/json?all=1&filters=%7B%22label%22%3A+%5B%22sandbox_kernel.session"
+        "%22%5D%7D",
+        "/v1.43/containers/c1/start", "/v1.43/containers/create?name=name+one"]
+    assert FakeEngine.seen[-1][2] == {"Image": "i"}
+    assert FakeEngine.connections == 1  # one keep-alive connection for all four
+    client.close()
+
+
+def test_errors_by_status(engine: str) -> None:
+    client = EngineClient(engine, timeout=5, version="1.43")
+    with pytest.raises(ImageNotFound, match="No such image"):
+        client.inspect_image("nothing:latest")
+    with pytest.raises(NotFound) as err:
+        client.inspect_container("c9")
+    assert not isinstance(err.value, ImageNotFound) and err.value.status_code == 404
+    with pytest.raises(APIError, match="is not running") as refused:
+        client.attach("c2")
+    assert refused.value.status_code == 409
+    client.close()
+
+
+def test_a_hijacked_stream_keeps_the_bytes_that_came_with_the_headers(engine: str) -> None:
+    client = EngineClient(engine, timeout=5, version="1.43")
+    sock = client.attach("c1")
+    try:
+        assert list(iter_frames(sock)) == [(1, b"hello"), (2, b"err")]
+    finally:
+        sock.close()
+        client.close()
+
+
+def test_no_engine_is_a_connection_error(tmp_path: Path) -> None:
+    with pytest.raises(EngineConnectionError) as err:
+        EngineClient(f"unix://{tmp_path}/none.sock", timeout=5)
+    assert isinstance(err.value.__cause__, FileNotFoundError)
+    with pytest.raises(Exception, match="unix:// or tcp://"):
+        EngineClient("ssh://host", timeout=5)
