@@ -183,9 +183,8 @@ class DockerAttachStream(AgentStream):
     for those bytes), writes wait for the socket when the engine is backed up.
     """
 
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._sock: socket.socket = getattr(raw, "_sock", raw)
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
         self._split = FrameSplitter()
         self._rbuf = memoryview(bytearray(_MAX_PARTS * CHUNK))  # reused by every read
         self._queue: asyncio.Queue[tuple[int, bytes]] | None = None
@@ -253,14 +252,9 @@ class DockerAttachStream(AgentStream):
         if self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
-        # Over TLS the socket is also the HTTP response's (a makefile() reference): it only
-        # lets go of the descriptor once that response is closed too.
-        response = getattr(self._raw, "_response", None)
-        for step in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._raw.close,
-                     self._sock.close, getattr(response, "close", None)):
-            with contextlib.suppress(Exception):
-                if step is not None:
-                    step()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
 
 
 def _widen_send(sock: socket.socket) -> None:

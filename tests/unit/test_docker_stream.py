@@ -187,6 +187,9 @@ class BufferedTLS:
     def pending(self) -> int:
         return len(self._current)
 
+    def shutdown(self, how: int) -> None:
+        self._wire.shutdown(how)
+
     def recv_into(self, view: memoryview) -> int:
         if not self._current:
             if not self._records:
