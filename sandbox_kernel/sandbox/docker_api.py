@@ -117,7 +117,9 @@ class EngineClient:
         self._host = "localhost" if self._unix else (parsed.hostname or "localhost")
         use_tls = tls is not None or parsed.scheme == "https"
         self._port = 0 if self._unix else parsed.port or (2376 if use_tls else 2375)
-        self._ssl = (tls or TLSFiles(verify=False)).context() if use_tls else None
+        # https:// without TLS files of the engine's: the system's CAs, never no checking
+        self._ssl = (tls.context() if tls else ssl.create_default_context()) if use_tls \
+            else None
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._prefix = f"/v{version}" if version else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socketserver
+import ssl
 import struct
 import threading
 from collections.abc import Iterator
@@ -138,3 +139,11 @@ def test_no_engine_is_a_connection_error(tmp_path: Path) -> None:
     assert isinstance(err.value.__cause__, FileNotFoundError)
     with pytest.raises(Exception, match="unix:// or tcp://"):
         EngineClient("ssh://host", timeout=5)
+
+
+def test_https_without_the_engines_files_still_verifies() -> None:
+    """An https:// address with no TLS files checks the certificate with the system's CAs,
+    and never silently not at all."""
+    ctx = EngineClient("https://127.0.0.1:9", version="1.41")._ssl
+    assert ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert EngineClient("tcp://127.0.0.1:9", version="1.41")._ssl is None
