@@ -15,7 +15,7 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
@@ -177,16 +177,10 @@ class EngineClient:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
         conn = self._take()
-        try:
+        with _closed_on_error(conn.close):
             conn.request(method, self.url(path, params, versioned), payload, headers)
             resp = conn.getresponse()
             data = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise _connection_error(exc) from exc
-        except BaseException:
-            conn.close()
-            raise
         if resp.will_close:
             conn.close()
         else:
@@ -206,17 +200,11 @@ class EngineClient:
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").encode()
         sock = self._open()
-        try:
+        with _closed_on_error(sock.close):
             sock.sendall(head + payload)
             status, length = _read_head(sock)
             if status not in (101, 200):
                 raise _error(status, _read_body(sock, length), path)
-        except (OSError, http.client.HTTPException) as exc:
-            sock.close()
-            raise _connection_error(exc) from exc
-        except BaseException:
-            sock.close()
-            raise
         return sock
 
     def close(self) -> None:
@@ -284,6 +272,19 @@ class EngineClient:
 def _params(params: Mapping[str, Any]) -> dict[str, str]:
     return {k: ("1" if v else "0") if isinstance(v, bool) else str(v)
             for k, v in params.items() if v is not None}
+
+
+@contextlib.contextmanager
+def _closed_on_error(close: Callable[[], None]) -> Iterator[None]:
+    """On any error, close the connection; transport errors leave as EngineConnectionError."""
+    try:
+        yield
+    except (OSError, http.client.HTTPException) as exc:
+        close()
+        raise _connection_error(exc) from exc
+    except BaseException:
+        close()
+        raise
 
 
 def _connection_error(exc: BaseException) -> EngineConnectionError:
