@@ -1,9 +1,10 @@
 """A small Engine API client: JSON over HTTP/1.1 on a unix socket, TCP or TLS, and the
 hijacked streams of attach and exec start (Docker's API and Podman's compat API alike).
 
-The backend makes a dozen kinds of call; docker-py cost the kernel process about 7 MB and
+The backend makes a dozen kinds of call; docker-py cost the kernel process about 6 MB and
 45 ms of imports for them (docs/architecture.md, "Engine client"). Every transport failure
-leaves here as an EngineError; docker_connect.translated turns those into SandboxErrors.
+leaves here as an EngineError (docker_errors.py); docker_connect.translated turns those
+into SandboxErrors.
 """
 
 from __future__ import annotations
@@ -15,44 +16,16 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
+from .docker_errors import EngineError, closed_on_error, connection_error, error_for
 from .docker_stream import iter_frames
 
 _IDLE_KEPT = 4  # idle keep-alive connections kept per client
 _MAX_HEAD = 64 * 1024  # bytes of an upgrade response's status line and headers
-
-
-class EngineError(Exception):
-    """Anything that went wrong talking to the engine."""
-
-
-class EngineConnectionError(EngineError):
-    """The engine could not be reached, or the connection broke; the cause is chained."""
-
-
-class EngineTimeout(EngineConnectionError):
-    """The engine did not answer within the client's timeout."""
-
-
-class APIError(EngineError):
-    """The engine answered with an error status."""
-
-    def __init__(self, status_code: int, explanation: str) -> None:
-        super().__init__(f"{status_code}: {explanation}")
-        self.status_code = status_code
-        self.explanation = explanation
-
-
-class NotFound(APIError):
-    """404: no such container, exec or image."""
-
-
-class ImageNotFound(NotFound):
-    """404 naming an image."""
 
 
 @dataclass(frozen=True)
@@ -77,18 +50,6 @@ class TLSFiles:
         if self.client_cert:
             ctx.load_cert_chain(*self.client_cert)
         return ctx
-
-
-def _error(status: int, body: bytes, path: str) -> APIError:
-    try:
-        text = str(json.loads(body).get("message", ""))
-    except (ValueError, AttributeError):
-        text = body.decode("utf-8", "replace")
-    text = " ".join(text.split())[:500] or http.client.responses.get(status, "error")
-    if status == 404:
-        image = path.startswith("/images/") or "no such image" in text.lower()
-        return (ImageNotFound if image else NotFound)(status, text)
-    return APIError(status, text)
 
 
 class _Connection(http.client.HTTPConnection):
@@ -123,9 +84,10 @@ class EngineClient:
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._prefix = f"/v{version}" if version else ""
+        self._version: dict[str, Any] | None = None  # the negotiation's answer, kept
         if version is None:
-            found = self.request("GET", "/version", versioned=False)
-            self._prefix = f"/v{found.get('ApiVersion', '1.41')}"
+            self._version = dict(self.request("GET", "/version", versioned=False))
+            self._prefix = f"/v{self._version.get('ApiVersion', '1.41')}"
 
     def _open(self) -> socket.socket:
         try:
@@ -147,7 +109,7 @@ class EngineClient:
                 raw.close()
                 raise
         except OSError as exc:
-            raise _connection_error(exc) from exc
+            raise connection_error(exc) from exc
 
     def _take(self) -> _Connection:
         with self._lock:
@@ -177,7 +139,7 @@ class EngineClient:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
         conn = self._take()
-        with _closed_on_error(conn.close):
+        with closed_on_error(conn.close):
             conn.request(method, self.url(path, params, versioned), payload, headers)
             resp = conn.getresponse()
             data = resp.read()
@@ -186,7 +148,7 @@ class EngineClient:
         else:
             self._give(conn)
         if resp.status >= 400:
-            raise _error(resp.status, data, path)
+            raise error_for(resp.status, data, path)
         if "json" in (resp.getheader("Content-Type") or "") and data:
             return json.loads(data)
         return data.decode("utf-8", "replace") if data else None
@@ -200,11 +162,11 @@ class EngineClient:
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").encode()
         sock = self._open()
-        with _closed_on_error(sock.close):
+        with closed_on_error(sock.close):
             sock.sendall(head + payload)
             status, length = _read_head(sock)
             if status not in (101, 200):
-                raise _error(status, _read_body(sock, length), path)
+                raise error_for(status, _read_body(sock, length), path)
         return sock
 
     def close(self) -> None:
@@ -224,7 +186,10 @@ class EngineClient:
         self.request("GET", "/_ping")
 
     def version(self) -> dict[str, Any]:
-        return dict(self.request("GET", "/version"))
+        """The engine's versions (asked once, when the API version was negotiated)."""
+        if self._version is None:
+            self._version = dict(self.request("GET", "/version"))
+        return dict(self._version)
 
     def info(self) -> dict[str, Any]:
         return dict(self.request("GET", "/info"))
@@ -272,25 +237,6 @@ class EngineClient:
 def _params(params: Mapping[str, Any]) -> dict[str, str]:
     return {k: ("1" if v else "0") if isinstance(v, bool) else str(v)
             for k, v in params.items() if v is not None}
-
-
-@contextlib.contextmanager
-def _closed_on_error(close: Callable[[], None]) -> Iterator[None]:
-    """On any error, close the connection; transport errors leave as EngineConnectionError."""
-    try:
-        yield
-    except (OSError, http.client.HTTPException) as exc:
-        close()
-        raise _connection_error(exc) from exc
-    except BaseException:
-        close()
-        raise
-
-
-def _connection_error(exc: BaseException) -> EngineConnectionError:
-    if isinstance(exc, TimeoutError):
-        return EngineTimeout(f"timed out ({exc})")
-    return EngineConnectionError(str(exc) or type(exc).__name__)
 
 
 def _dropped(sock: socket.socket) -> bool:

@@ -32,7 +32,7 @@ from .backend import (
     RuntimeTraits,
 )
 from .direct import EngineLinks
-from .docker_api import APIError, EngineClient, EngineError, ImageNotFound, NotFound
+from .docker_api import EngineClient
 from .docker_connect import (
     CONNECTION_ERRORS,
     Endpoint,
@@ -44,6 +44,7 @@ from .docker_connect import (
     resolve_endpoint,
     translated,
 )
+from .docker_errors import APIError, EngineError, ImageNotFound, NotFound
 from .docker_stream import DockerAttachStream
 from .docker_update import update_limits
 from .engine_facts import EngineFacts

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EngineUnavailable, ImageMissing, SandboxError, SessionGone
-from .docker_api import (
+from .docker_api import EngineClient, TLSFiles
+from .docker_errors import (
     APIError,
-    EngineClient,
     EngineConnectionError,
     EngineError,
     EngineTimeout,
     ImageNotFound,
     NotFound,
-    TLSFiles,
 )
 from .image import build_hint
 

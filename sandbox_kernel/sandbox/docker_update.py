@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import LiveLimitsUnsupported, SessionGone
 from . import docker_options
-from .docker_api import NotFound
 from .docker_connect import explain, translated
+from .docker_errors import NotFound
 from .spec import Limits
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from sandbox_kernel.sandbox.docker_api import (
+from sandbox_kernel.sandbox.docker_api import EngineClient
+from sandbox_kernel.sandbox.docker_errors import (
     APIError,
-    EngineClient,
     EngineConnectionError,
     ImageNotFound,
     NotFound,
@@ -107,6 +107,8 @@ def test_version_is_negotiated_and_connections_are_reused(engine: str) -> None:
         "/v1.43/containers/c1/start", "/v1.43/containers/create?name=name+one"]
     assert FakeEngine.seen[-1][2] == {"Image": "i"}
     assert FakeEngine.connections == 1  # one keep-alive connection for all four
+    assert client.version()["ApiVersion"] == "1.43"  # the negotiation's answer, not a call
+    assert len(FakeEngine.seen) == 4
     client.close()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox_kernel.errors import EngineUnavailable
-from sandbox_kernel.sandbox.docker_api import EngineConnectionError, TLSFiles
+from sandbox_kernel.sandbox.docker_api import TLSFiles
 from sandbox_kernel.sandbox.docker_backend import DockerBackend
 from sandbox_kernel.sandbox.docker_connect import (
     DEFAULT_SOCKET,
@@ -21,6 +21,7 @@ from sandbox_kernel.sandbox.docker_connect import (
     cause_of,
     resolve_endpoint,
 )
+from sandbox_kernel.sandbox.docker_errors import EngineConnectionError
 
 
 @pytest.fixture
