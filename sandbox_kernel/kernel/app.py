@@ -78,6 +78,14 @@ class SandboxKernelApp(IPKernelApp):
         self.launcher.start()  # in a thread: errors surface at the first cell
         super().init_connection_file()
 
+    def _ip_default(self) -> str:
+        """Loopback, without jupyter_client's scan of the interfaces (it imports psutil)."""
+        return str(super()._ip_default()) if self.transport == "ipc" else "127.0.0.1"
+
+    def init_pdb(self) -> None:
+        """Nothing to make interruptible: no user code runs in this process, so ipykernel's
+        pdb patch (which imports pdb and IPython's debugger) is left out."""
+
     def init_sockets(self) -> None:
         """Take over the sockets bound before the imports (early_sockets.py) if they are
         the ones this app would bind; otherwise bind as ipykernel does."""
