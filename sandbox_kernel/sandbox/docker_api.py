@@ -230,7 +230,11 @@ class EngineClient:
         sock = self.hijack(f"/exec/{exec_id}/start", body={"Detach": False, "Tty": False})
         with contextlib.closing(sock):
             output = b"".join(payload for _, payload in iter_frames(sock))
-        code = self.request("GET", f"/exec/{exec_id}/json").get("ExitCode")
+        info = self.request("GET", f"/exec/{exec_id}/json")
+        if info.get("Running"):  # the read timed out: its output is not all there
+            raise EngineError(f"{argv[0]} in the container had not finished after "
+                                f"{self.timeout:g} s")
+        code = info.get("ExitCode")
         return (code if isinstance(code, int) else -1), output
 
 

@@ -123,7 +123,7 @@ def connect(endpoint: Endpoint, timeout: float) -> EngineClient:
     """A client for the endpoint (it asks the engine its API version at once)."""
     try:
         return EngineClient(endpoint.url, endpoint.tls, timeout)
-    except (OSError, ssl.SSLError) as exc:  # unreadable TLS files
+    except OSError as exc:  # unreadable TLS files (ssl.SSLError is one)
         raise EngineError(f"cannot use the TLS files: {cause_of(exc)}") from exc
 
 

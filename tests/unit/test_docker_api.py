@@ -8,6 +8,7 @@ import socketserver
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -19,6 +20,8 @@ from sandbox_kernel.sandbox.docker_api import EngineClient
 from sandbox_kernel.sandbox.docker_errors import (
     APIError,
     EngineConnectionError,
+    EngineError,
+    EngineTimeout,
     ImageNotFound,
     NotFound,
 )
@@ -59,6 +62,9 @@ class FakeEngine(BaseHTTPRequestHandler):
             self._json(404, {"message": "No such image: nothing:latest"})
         elif self.path.startswith("/v1.43/containers/json"):
             self._json(200, [{"Id": "c1"}])
+        elif self.path.startswith("/v1.43/exec/"):  # e1 has finished, e2 still runs
+            done = "/e1/" in self.path
+            self._json(200, {"Running": not done, "ExitCode": 3 if done else None})
         else:
             self._json(404, {"message": "No such container: c9"})
 
@@ -71,6 +77,14 @@ class FakeEngine(BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: "
                              b"application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\n"
                              b"Upgrade: tcp\r\n\r\n" + FRAME)
+            self.close_connection = True
+        elif self.path.endswith("/exec"):
+            self._json(201, {"Id": "e1" if "/c1/" in self.path else "e2"})
+        elif self.path.startswith("/v1.43/exec/"):
+            self.wfile.write(b"HTTP/1.1 101 UPGRADED\r\nUpgrade: tcp\r\n\r\n" + FRAME)
+            self.wfile.flush()
+            if "/e2/" in self.path:
+                time.sleep(1.0)  # output stops but the command runs on
             self.close_connection = True
         elif "/attach" in self.path:
             self._json(409, {"message": "container c2 is not running"})
@@ -133,6 +147,15 @@ def test_a_hijacked_stream_keeps_the_bytes_that_came_with_the_headers(engine: st
     finally:
         sock.close()
         client.close()
+
+
+def test_exec_run_gives_the_exit_code_or_says_the_command_did_not_finish(engine: str) -> None:
+    client = EngineClient(engine, timeout=0.3, version="1.43")
+    assert client.exec_run("c1", ["probe"], user="1:1") == (3, b"helloerr")
+    with pytest.raises(EngineError, match="probe in the container had not finished") as err:
+        client.exec_run("c2", ["probe"], user="1:1")
+    assert not isinstance(err.value, EngineTimeout)  # the probe was slow, not the engine
+    client.close()
 
 
 def test_no_engine_is_a_connection_error(tmp_path: Path) -> None:
