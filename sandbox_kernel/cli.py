@@ -21,7 +21,8 @@ from .cli_images import add_build_image
 from .cli_kernelspecs import add_kernelspec_commands
 from .errors import SandboxError
 from .sandbox.backend import Backend
-from .sandbox.spec import Limits, format_size
+from .sandbox.spec import Limits
+from .sandbox.units import format_size
 
 
 def _backend(args: argparse.Namespace | None = None) -> Backend:

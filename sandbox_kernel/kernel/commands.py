@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitError, UsageError
-from ..sandbox.spec import LIVE_LIMITS, RULES, format_size
+from ..sandbox.spec import LIVE_LIMITS, RULES
+from ..sandbox.units import format_size
 from .file_commands import FileCommands
 from .health import health_bundle
 from .magic_args import MagicExit, kv, magic_parser, table

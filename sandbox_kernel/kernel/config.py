@@ -18,7 +18,8 @@ from traitlets.config import Configurable
 
 from ..errors import ConfigError, LimitError
 from ..sandbox.image import DEFAULT_IMAGE, default_image
-from ..sandbox.spec import Limits, parse_size
+from ..sandbox.spec import Limits
+from ..sandbox.units import parse_size
 
 if TYPE_CHECKING:  # imported when first used: the kernel starts its sandbox before them
     from ..sandbox.install_policy import InstallPolicy

@@ -19,7 +19,8 @@ from traitlets.config import Config
 from traitlets.config.loader import DeferredConfig
 
 from ..errors import LimitError
-from ..sandbox.spec import RULES, Limits, parse_size
+from ..sandbox.spec import RULES, Limits
+from ..sandbox.units import parse_size
 from .config import Sandbox
 from .config_sources import ConfigSources
 

@@ -18,7 +18,8 @@ from ..errors import SandboxError, SessionGone
 from ..sandbox.channel import Call
 from ..sandbox.runs import CellRun
 from ..sandbox.session import AsyncSession
-from ..sandbox.spec import CellResult, Limits, human_size
+from ..sandbox.spec import CellResult, Limits
+from ..sandbox.units import human_size
 from .cells import Code
 from .policy import CleanOutput, OutputBudget, OutputPolicy, clean_text, notice_line
 from .verdicts import VERDICT_ERRORS, lost_error, oom_text, raise_hint, truncation_text

@@ -9,7 +9,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import FileOperationError, UsageError
-from ..sandbox.spec import FileInfo, human_size
+from ..sandbox.spec import FileInfo
+from ..sandbox.units import human_size
 from . import transfer
 from .magic_args import MagicExit, MagicParser, magic_parser, table
 

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 
 from ..errors import UsageError
-from ..sandbox.spec import human_size
+from ..sandbox.units import human_size
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CODE_SUFFIXES = (".py", ".pyc", ".pyw", ".pyd", ".so", ".pth")

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FileOperationError, InstallError, UsageError
-from ..sandbox.spec import human_size
+from ..sandbox.units import human_size
 from .cells import Code
 from .execution import Outcome
 from .install_cells import Install, Segment, split_installs

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import FileOperationError, UsageError
 from ..sandbox.files import read_ahead
-from ..sandbox.spec import human_size
+from ..sandbox.units import human_size
 from .localfiles import LocalSink, LocalSource, local_exists, parts_of
 
 if TYPE_CHECKING:

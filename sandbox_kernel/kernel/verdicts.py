@@ -3,7 +3,8 @@ the hints that name a limit that would have been enough (within the ceilings).""
 
 from __future__ import annotations
 
-from ..sandbox.spec import CellResult, Limits, format_size, human_size
+from ..sandbox.spec import CellResult, Limits
+from ..sandbox.units import format_size, human_size
 
 #: The error a cell ends with when the agent's verdict came without the worker's traceback.
 VERDICT_ERRORS = {"timeout": "TimeoutError", "cpu_time": "TimeoutError",

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import InstallError
-from .spec import MiB, human_size
+from .units import MiB, human_size
 
 PYPI = "https://pypi.org/simple"
 NPM_REGISTRY = "https://registry.npmjs.org/"

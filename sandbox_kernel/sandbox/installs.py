@@ -27,7 +27,8 @@ from .npm_fetch import NpmProject, Tarball
 from .pip_fetch import PipRequest, Wheel
 from .runs import exec_result
 from .session import AsyncSession
-from .spec import ExecResult, human_size
+from .spec import ExecResult
+from .units import human_size
 
 _CHUNK = 1 << 20
 _PLATFORM = "CPython 3.11, manylinux x86_64"

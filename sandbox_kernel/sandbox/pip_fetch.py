@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import InstallError
 from . import wheels
-from .spec import human_size
+from .units import human_size
 
 if sys.version_info >= (3, 11):
     import tomllib

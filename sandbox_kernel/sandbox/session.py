@@ -32,7 +32,8 @@ from .files import Files
 from .health import health_of
 from .image import build_hint
 from .runs import CellRun, run_command
-from .spec import RULES, ExecResult, Health, Limits, format_size
+from .spec import RULES, ExecResult, Health, Limits
+from .units import format_size
 
 T = TypeVar("T")
 #: Seconds the interrupt leaves a cell before its interpreter is killed, unless told.

@@ -6,7 +6,8 @@ import pytest
 
 from sandbox_kernel.sandbox.direct import AGENT_DIR
 from sandbox_kernel.sandbox.docker_options import host_pids
-from sandbox_kernel.sandbox.spec import Limits, MiB
+from sandbox_kernel.sandbox.spec import Limits
+from sandbox_kernel.sandbox.units import MiB
 
 pytestmark = pytest.mark.docker
 

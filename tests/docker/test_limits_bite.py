@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sandbox_kernel.errors import LimitError
-from sandbox_kernel.sandbox.spec import MiB
+from sandbox_kernel.sandbox.units import MiB
 
 pytestmark = pytest.mark.docker
 

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox_kernel.errors import FileOperationError, SessionNotFound
 from sandbox_kernel.sandbox import FileOp, SandboxManager
-from sandbox_kernel.sandbox.spec import MiB
+from sandbox_kernel.sandbox.units import MiB
 
 pytestmark = pytest.mark.docker
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_kernel.sandbox.spec import MiB
+from sandbox_kernel.sandbox.units import MiB
 
 from .conftest import KernelHandle, docker, wait_until
 

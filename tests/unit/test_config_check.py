@@ -21,7 +21,7 @@ from sandbox_kernel.kernel.config_check import CheckedSettings, check_settings
 from sandbox_kernel.kernel.config_sources import COMMAND_LINE, ConfigSources
 from sandbox_kernel.sandbox.docker_connect import engine_hint
 from sandbox_kernel.sandbox.image import build_hint
-from sandbox_kernel.sandbox.spec import MiB
+from sandbox_kernel.sandbox.units import MiB
 
 LOADERS = (PyFileConfigLoader, JSONFileConfigLoader)
 

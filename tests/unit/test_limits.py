@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sandbox_kernel.errors import LimitError, SandboxError
-from sandbox_kernel.sandbox.spec import (
-    RULES,
+from sandbox_kernel.sandbox.spec import RULES, Limits
+from sandbox_kernel.sandbox.units import (
     GiB,
     KiB,
-    Limits,
     MiB,
     format_seconds,
     format_size,

@@ -1,0 +1,106 @@
+"""Sizes, numbers and durations as users type them: strict parsing and short formatting.
+
+Limit parsing is a security boundary (values come from magics typed by users, and from
+configuration), so it accepts ASCII digits only and refuses NaN, infinities, zero,
+negatives and anything past the allowed range, naming the range in the error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from ..errors import LimitError
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+_UNITS = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
+_SIZE = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,6}))?([kmgt]?)(?:i?b)?", re.ASCII | re.I)
+_NUMBER = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?", re.ASCII)
+_DURATION = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?(ms|s|m|min|h)?", re.ASCII | re.I)
+_SECONDS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def format_size(n: float) -> str:
+    """512 MiB -> '512m'; the inverse of parse_size for whole units."""
+    for unit, size in (("g", GiB), ("m", MiB), ("k", KiB)):
+        if n >= size and n % size == 0:
+            return f"{int(n // size)}{unit}"
+    if n >= MiB:
+        return f"{n / MiB:.1f}m"
+    return f"{int(n)}b"
+
+
+def human_size(n: float) -> str:
+    """512 MiB -> '512 MB', 1.5 GiB -> '1.5 GB': for messages, not for parsing."""
+    for unit, size in (("GB", GiB), ("MB", MiB), ("KB", KiB)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value.is_integer() or value >= 100 else \
+                f"{value:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def format_seconds(s: float) -> str:
+    return f"{int(s)}s" if float(s).is_integer() else f"{s:g}s"
+
+
+def _text(value: object, name: str, allowed: str) -> str:
+    """The value as text; non-numbers and non-finite numbers are refused with the range."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise LimitError(f"{name}: expected a number, got {type(value).__name__} "
+                         f"(allowed: {allowed})")
+    text = str(value).strip()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LimitError(f"{name}: {text} is not a finite number (allowed: {allowed})")
+    return text
+
+
+def check_range(name: str, value: float, lo: float, hi: float, show: Any) -> None:
+    """A LimitError naming the range if `value` is outside it."""
+    if not (lo <= value <= hi):
+        raise LimitError(f"{name} must be between {show(lo)} and {show(hi)} (got {show(value)})")
+
+
+def parse_size(value: object, name: str, lo: int, hi: int) -> int:
+    """'512m', '1g', '1.5g', 268435456 -> bytes; binary units (m = MiB)."""
+    text = _text(value, name, f"{format_size(lo)} to {format_size(hi)}")
+    m = _SIZE.fullmatch(text)
+    if not m:
+        raise LimitError(
+            f"{name}: {text[:40]!r} is not a size; use e.g. 512m or 2g "
+            f"(between {format_size(lo)} and {format_size(hi)})"
+        )
+    whole, frac, unit = m.group(1), m.group(2) or "0", m.group(3).lower()
+    size = (int(whole) + int(frac) / 10 ** len(frac)) * _UNITS[unit]
+    check_range(name, size, lo, hi, format_size)
+    return int(size)
+
+
+def parse_number(value: object, name: str, lo: float, hi: float, integer: bool = False) -> float:
+    """A plain positive decimal: '0.5', '2', 64."""
+    text = _text(value, name, f"{lo:g} to {hi:g}")
+    m = _NUMBER.fullmatch(text)
+    if not m or (integer and m.group(2)):
+        kind = "a whole number" if integer else "a number"
+        raise LimitError(f"{name}: {text[:40]!r} is not {kind} between {lo:g} and {hi:g}")
+    number = float(int(m.group(1)) + (int(m.group(2)) / 10 ** len(m.group(2))
+                                      if m.group(2) else 0))
+    check_range(name, number, lo, hi, lambda v: f"{v:g}")
+    return number
+
+
+def parse_duration(value: object, name: str, lo: float, hi: float) -> float:
+    """'120s', '2m', '1h', '300' (seconds) -> seconds."""
+    text = _text(value, name, f"{format_seconds(lo)} to {format_seconds(hi)}")
+    m = _DURATION.fullmatch(text)
+    if not m:
+        raise LimitError(
+            f"{name}: {text[:40]!r} is not a duration; use e.g. 120s, 5m or 1h "
+            f"(between {format_seconds(lo)} and {format_seconds(hi)})"
+        )
+    frac = m.group(2) or "0"
+    unit = _SECONDS[str(m.group(3) or "").lower()]
+    seconds = float(int(m.group(1)) + int(frac) / 10 ** len(frac)) * unit
+    check_range(name, seconds, lo, hi, format_seconds)
+    return seconds
