@@ -16,6 +16,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from .docker_stream import iter_frames
 
 _IDLE_KEPT = 4  # idle keep-alive connections kept per client
 _MAX_HEAD = 64 * 1024  # bytes of an upgrade response's status line and headers
+_EXEC_SETTLE_S = 2.0  # an exec's state may say running for a moment after its output ends
 
 
 @dataclass(frozen=True)
@@ -230,12 +232,23 @@ class EngineClient:
         sock = self.hijack(f"/exec/{exec_id}/start", body={"Detach": False, "Tty": False})
         with contextlib.closing(sock):
             output = b"".join(payload for _, payload in iter_frames(sock))
-        info = self.request("GET", f"/exec/{exec_id}/json")
-        if info.get("Running"):  # the read timed out: its output is not all there
-            raise EngineError(f"{argv[0]} in the container had not finished after "
-                                f"{self.timeout:g} s")
-        code = info.get("ExitCode")
-        return (code if isinstance(code, int) else -1), output
+        code = self._exit_code(exec_id)
+        if code is None:  # its output stopped (a read timed out), so it is not all there
+            raise EngineError(f"{argv[0]} in the container still ran when its output stopped "
+                              f"(nothing for {self.timeout:g} s)")
+        return code, output
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        """The exec's exit code (-1 if the engine has none); None while it still runs."""
+        deadline = time.monotonic() + _EXEC_SETTLE_S
+        while True:
+            info = self.request("GET", f"/exec/{exec_id}/json")
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return code if isinstance(code, int) else -1
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
 
 
 def _params(params: Mapping[str, Any]) -> dict[str, str]:
