@@ -233,9 +233,9 @@ class EngineClient:
         with contextlib.closing(sock):
             output = b"".join(payload for _, payload in iter_frames(sock))
         code = self._exit_code(exec_id)
-        if code is None:  # its output stopped (a read timed out), so it is not all there
+        if code is None:  # its output ended early (a read waits self.timeout for more)
             raise EngineError(f"{argv[0]} in the container still ran when its output stopped "
-                              f"(nothing for {self.timeout:g} s)")
+                              f"(a read waits {self.timeout:g} s for more)")
         return code, output
 
     def _exit_code(self, exec_id: str) -> int | None:
