@@ -4,7 +4,7 @@ The executor awaits the session core directly: each event is made safe by the ou
 policy (policy/), counted against the cell's output budget and published on IOPub as it
 arrives, at the pace the frontend reads; the cell's end (verdict, figures) becomes the
 reply and its accounting, returned as one `Outcome`. It sees the kernel only through the
-narrow `Frontend` interface.
+narrow `Frontend` interface (interfaces.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import SandboxError, SessionGone
 from ..sandbox.channel import Call
@@ -21,37 +21,12 @@ from ..sandbox.session import AsyncSession
 from ..sandbox.spec import CellResult, Limits
 from ..sandbox.units import human_size
 from .cells import Code
+from .interfaces import CommSink, Frontend
 from .policy import CleanOutput, OutputBudget, OutputPolicy, clean_text, notice_line
 from .verdicts import VERDICT_ERRORS, lost_error, oom_text, raise_hint, truncation_text
 
 _RELAYED = frozenset({"stream", "display", "clear", "result", "error", "comm_open",
                       "comm_msg", "comm_close"})
-
-
-class CommSink(Protocol):
-    """Where a cell's comm frames go (comm_bridge.py), and how widget views are checked."""
-
-    def watch(self, session: AsyncSession) -> None: ...
-
-    def from_sandbox(self, frame: dict[str, Any]) -> None: ...
-
-    def split_view(self, data: Any) -> tuple[Any, dict[str, Any] | None]: ...
-
-    def flush_notice(self) -> None: ...
-
-    def interpreter_lost(self) -> None: ...
-
-
-class Frontend(Protocol):
-    """What the executor needs from the kernel: publishing, pacing, asking the user."""
-
-    def publish(self, msg_type: str, content: dict[str, Any]) -> None: ...
-
-    async def iopub_room(self) -> None: ...
-
-    def iopub_lost(self) -> int: ...
-
-    async def ask(self, prompt: str, password: bool = False) -> str | None: ...
 
 
 @dataclass
@@ -85,6 +60,10 @@ class _CellState:
     error: dict[str, Any] | None = None
     payload: list[dict[str, Any]] = field(default_factory=list)
     result_text: str = ""
+
+    @classmethod
+    def fresh(cls, limits: Limits) -> _CellState:
+        return cls(OutputBudget(limits.output, human_size(limits.output)))
 
 
 class Executor:
@@ -146,8 +125,7 @@ class Executor:
         on_start(run)
         if self.comms is not None:
             self.comms.watch(session)
-        state = _CellState(OutputBudget(session.limits.output, human_size(
-            session.limits.output)))
+        state = _CellState.fresh(session.limits)
         input_task: asyncio.Task[None] | None = None
         try:
             async for frame in run.events():
@@ -172,8 +150,7 @@ class Executor:
 
     async def relay(self, session: AsyncSession, call: Call) -> None:
         """The output and comm frames of a widget's handler, published as a cell's are."""
-        state = _CellState(OutputBudget(session.limits.output, human_size(
-            session.limits.output)))
+        state = _CellState.fresh(session.limits)
         try:
             async for frame in call.frames(session.limits.timeout + 10):
                 if frame["type"] == "reply":

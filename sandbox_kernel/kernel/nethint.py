@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .execution import Frontend
+from .interfaces import Frontend
 
 HINT = ("[sandbox] this sandbox has no network (only a loopback interface): nothing in it "
         "can look up a name or connect out. Packages come in through the host: %pip install "
