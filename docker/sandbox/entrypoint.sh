@@ -7,7 +7,9 @@ here=/opt/sandbox-kernel
 
 log() { printf 'sandbox-entrypoint: %s\n' "$*" >&2; }
 
-while read -r _domain _type item value; do
+# Comments and blank lines are skipped here, not by a grep: one process less to start.
+while read -r domain _type item value; do
+  case "$domain" in ''|'#'*) continue ;; esac
   case "$item" in
     core)   ulimit -c "$value" ;;
     fsize)  ulimit -f "$value" ;;
@@ -15,7 +17,7 @@ while read -r _domain _type item value; do
     nproc|cpu|as) ;;  # enforced by cgroups and the agent, see limits.conf
     *) log "ignoring unknown limit '$item'" ;;
   esac
-done < <(grep -Ev '^[[:space:]]*(#|$)' "$here/limits.conf")
+done < "$here/limits.conf"
 
 log "agent protocol ${SANDBOX_AGENT_PROTOCOL:-?}; core=$(ulimit -c) fsize=$(ulimit -f)KB nofile=$(ulimit -n)"
 cd "$here"
