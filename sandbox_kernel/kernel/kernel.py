@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import signal
 from typing import TYPE_CHECKING, Any
 
 from ipykernel._version import kernel_protocol_version
@@ -27,6 +26,7 @@ from .comm_bridge import bridge_comms
 from .commands import Commands
 from .execution import Executor, Outcome, error_content
 from .idle import IdleReclaim
+from .interrupts import Interrupts
 from .introspection import Introspection
 from .launcher import Launcher
 from .nethint import NetworkHint
@@ -64,7 +64,6 @@ class SandboxKernel(Kernel):
         self.current_run: CellRun | None = None
         self.history = History()
         self._accounting: dict[str, Any] = {}
-        self._tasks: set[asyncio.Future[Any]] = set()
         self._allow_stdin = False
         self._python_version = "3.11"
         self._node_version = "22"
@@ -82,6 +81,10 @@ class SandboxKernel(Kernel):
         self._monitor_pending = self.settings.monitor_on_start
         self.idle_reclaim = IdleReclaim(self.launcher, self.settings.idle_timeout,
                                         lambda: self._busy, self._set_notice, self.log)
+        self.interrupts = Interrupts(
+            lambda: self.io_loop.asyncio_loop,  # type: ignore[attr-defined]
+            lambda: self.current_run, self.current_session,
+            lambda: self._busy or self.comms.handling, self.settings.interrupt_grace, self.log)
         atexit.register(self._close_all)
 
     @property
@@ -156,33 +159,12 @@ class SandboxKernel(Kernel):
         await asyncio.to_thread(self._close_all)
         return {"status": "ok", "restart": restart}
 
-    # ----- interrupts ---------------------------------------------------------------------
+    # ----- interrupts (interrupts.py) ---------------------------------------------------
     def pre_handler_hook(self) -> None:
-        self.saved_sigint_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        self.interrupts.install()
 
     def post_handler_hook(self) -> None:
-        signal.signal(signal.SIGINT, self.saved_sigint_handler)
-
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        """SIGINT from the frontend (or interrupt_request): interrupt the sandboxed cell."""
-        run, session = self.current_run, self.current_session()
-        loop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
-        if run is not None:
-            loop.call_soon_threadsafe(self._spawn, self._interrupt(run.interrupt))
-        elif (self._busy or self.comms.handling) and session is not None:
-            # a %%bash cell's command, or a widget's handler
-            loop.call_soon_threadsafe(self._spawn, self._interrupt(session.interrupt))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _interrupt(self, interrupt: Any) -> None:
-        try:
-            await interrupt(grace=self.settings.interrupt_grace)
-        except SandboxError as exc:
-            self.log.warning("could not interrupt the sandbox: %s", exc)
+        self.interrupts.restore()
 
     # ----- publishing (the executor's Frontend) ---------------------------------------------
     def publish(self, msg_type: str, content: dict[str, Any]) -> None:
