@@ -29,7 +29,7 @@ from .backend import AgentStream, Backend
 from .channel import Channel
 from .direct import upgrade
 from .files import Files
-from .health import health_of
+from .health import health_of, stopped_reason
 from .image import build_hint
 from .runs import CellRun, run_command
 from .spec import RULES, ExecResult, Health, Limits
@@ -150,17 +150,8 @@ class AsyncSession:
             st = await self.engine(self.backend.state, self.container_id)
         except SandboxError as exc:
             return str(exc)
-        if not st.exists:
-            return "the sandbox container was removed from outside; its state is lost"
-        if st.status == "paused":
-            return "the sandbox container was paused from outside"
-        if st.oom_killed:
-            return (f"the sandbox ran out of memory ({format_size(self.limits.memory)}) and "
-                    "its container stopped; state is lost")
-        if st.status != "running":
-            return (f"the sandbox container stopped ({st.status}, exit code {st.exit_code}); "
-                    "its state is lost")
-        return "the sandbox agent stopped answering" if stalled else self.channel.close_reason()
+        return stopped_reason(st, self.limits.memory) or (
+            "the sandbox agent stopped answering" if stalled else self.channel.close_reason())
 
     async def request(self, rtype: str, timeout: float = 30.0, activity: bool = True,
                       **fields: Any) -> dict[str, Any]:
