@@ -163,6 +163,7 @@ class FrameReader:
     MAX_FRAME_BYTES. With `reuse`, chunk bytes gather in one buffer the reader keeps, which
     the caller may read into straight (`room`, `filled`); the payload `filled` returns is a
     view of it, valid until the next call (for a consumer done with a chunk when it returns).
+    The buffer is made at the first chunk: an idle sandbox's agent does not hold it.
     """
 
     def __init__(self, schema: Schema, reuse: bool = False) -> None:
@@ -171,7 +172,8 @@ class FrameReader:
         self.pending: Frame | None = None  # a chunk header waiting for its bytes
         self.parts: list[memoryview] = []  # the pending chunk's bytes so far
         self.have = 0
-        self.body = memoryview(bytearray(CHUNK_BYTES)) if reuse else None
+        self.reuse = reuse
+        self.body: memoryview | None = None  # with reuse: made at the first chunk (1 MiB)
 
     def feed(self, data: bytes) -> list[Frame]:
         out: list[Frame] = []
@@ -220,6 +222,8 @@ class FrameReader:
             elif frame["size"] == 0:
                 out.append(_raw_frame(frame, b""))
             else:
+                if self.reuse and self.body is None:
+                    self.body = memoryview(bytearray(CHUNK_BYTES))
                 self.pending = frame
 
     def _take(self, view: memoryview, pos: int, out: list[Frame]) -> int:

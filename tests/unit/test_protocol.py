@@ -194,6 +194,8 @@ def test_a_reusing_reader_takes_chunk_bytes_in_place_and_in_pieces() -> None:
     first, second = bytes(range(256)) * 40, b"\xff" * 3000
     reader = FrameReader(HOST_REQUESTS, reuse=True)
     assert reader.room() is None
+    reader.feed(encode({"id": 4, "type": "stats"}))
+    assert reader.body is None  # an agent that moved no file holds no 1 MiB buffer
     wire = encode_chunk(5, first) + first[:100]  # a header and the start of its bytes
     assert reader.feed(wire) == []
     got: list[bytes] = []
