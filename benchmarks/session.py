@@ -77,13 +77,10 @@ def main() -> None:
         rows["agent: python 'pass'"] = agent_roundtrip(s, int(500 * k))
         rows["agent: python 'pass' (sync facade)"] = timed(
             lambda: s.run("pass", lambda f: None, store_history=False).wait(), int(500 * k))
-        api = backend.api
-
         def docker_exec(argv: list[str]) -> Callable[[], object]:
-            def run() -> object:
-                eid = api.exec_create(s.container_id, argv)["Id"]
-                return api.exec_start(eid)
-            return run
+            """The Engine API's exec, as `docker exec` makes it: create, start attached,
+            read to the end, inspect the exit code."""
+            return lambda: backend.exec_in(s.container_id, argv)
 
         rows["docker exec true"] = timed(docker_exec(["true"]), int(40 * k) or 5)
         rows["docker exec python3 -c pass"] = timed(
