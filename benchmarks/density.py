@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 import docker
 from sandbox_kernel.sandbox.backend import LABEL_OWNER_PID
@@ -35,6 +36,13 @@ def pss(pid: int) -> int:
         if line.startswith("Pss:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def kernel_pid(km: KernelManager) -> int:
+    """The pid of a kernel that jupyter_client started as a local process."""
+    prov = km.provisioner
+    assert isinstance(prov, LocalProvisioner) and prov.process is not None
+    return int(prov.process.pid)
 
 
 def shim_of(container_id: str) -> int | None:
@@ -85,13 +93,13 @@ def measure(n: int) -> dict[str, Any]:
     sandbox = start("sandbox", n)
     try:
         time.sleep(3)  # imports and first-cell work settle
-        local_pss = [pss(int(km.provisioner.process.pid)) for km, _ in local]
+        local_pss = [pss(kernel_pid(km)) for km, _ in local]
         rows = []
         api = docker.APIClient()
         for km, _ in sandbox:
-            cid, container = container_of(api, int(km.provisioner.process.pid))
+            cid, container = container_of(api, kernel_pid(km))
             shim = shim_of(cid)
-            rows.append({"kernel_pss": pss(int(km.provisioner.process.pid)),
+            rows.append({"kernel_pss": pss(kernel_pid(km)),
                          "container": container, "shim_pss": pss(shim) if shim else 0})
     finally:
         stop(sandbox)
