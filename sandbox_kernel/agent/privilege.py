@@ -52,8 +52,8 @@ class Identity:
 
 def _libc() -> ctypes.CDLL:
     """libc through the interpreter's own symbols (dlopen(NULL)). ctypes.util.find_library
-    would run ldconfig for every call: some 45 ms of the sandbox's start on the agent's
-    way to its first worker."""
+    runs ldconfig on every call, and become_agent makes some 45 before the first worker
+    starts: that was about 75 ms of a cold kernel's start."""
     return ctypes.CDLL(None, use_errno=True)
 
 
