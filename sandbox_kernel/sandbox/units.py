@@ -56,6 +56,16 @@ def _text(value: object, name: str, allowed: str) -> str:
     return text
 
 
+def _decimal(whole: str, frac: str | None) -> float:
+    """The number a pattern's digit groups spell ('12', '5' -> 12.5), without float()."""
+    return float(int(whole) + (int(frac) / 10 ** len(frac) if frac else 0))
+
+
+def _not_a(name: str, text: str, kind: str, example: str, span: tuple[str, str]) -> LimitError:
+    return LimitError(f"{name}: {text[:40]!r} is not a {kind}; use e.g. {example} "
+                      f"(between {span[0]} and {span[1]})")
+
+
 def check_range(name: str, value: float, lo: float, hi: float, show: Any) -> None:
     """A LimitError naming the range if `value` is outside it."""
     if not (lo <= value <= hi):
@@ -64,15 +74,12 @@ def check_range(name: str, value: float, lo: float, hi: float, show: Any) -> Non
 
 def parse_size(value: object, name: str, lo: int, hi: int) -> int:
     """'512m', '1g', '1.5g', 268435456 -> bytes; binary units (m = MiB)."""
-    text = _text(value, name, f"{format_size(lo)} to {format_size(hi)}")
+    span = format_size(lo), format_size(hi)
+    text = _text(value, name, "{} to {}".format(*span))
     m = _SIZE.fullmatch(text)
     if not m:
-        raise LimitError(
-            f"{name}: {text[:40]!r} is not a size; use e.g. 512m or 2g "
-            f"(between {format_size(lo)} and {format_size(hi)})"
-        )
-    whole, frac, unit = m.group(1), m.group(2) or "0", m.group(3).lower()
-    size = (int(whole) + int(frac) / 10 ** len(frac)) * _UNITS[unit]
+        raise _not_a(name, text, "size", "512m or 2g", span)
+    size = _decimal(m.group(1), m.group(2)) * _UNITS[m.group(3).lower()]
     check_range(name, size, lo, hi, format_size)
     return int(size)
 
@@ -84,23 +91,18 @@ def parse_number(value: object, name: str, lo: float, hi: float, integer: bool =
     if not m or (integer and m.group(2)):
         kind = "a whole number" if integer else "a number"
         raise LimitError(f"{name}: {text[:40]!r} is not {kind} between {lo:g} and {hi:g}")
-    number = float(int(m.group(1)) + (int(m.group(2)) / 10 ** len(m.group(2))
-                                      if m.group(2) else 0))
+    number = _decimal(m.group(1), m.group(2))
     check_range(name, number, lo, hi, lambda v: f"{v:g}")
     return number
 
 
 def parse_duration(value: object, name: str, lo: float, hi: float) -> float:
     """'120s', '2m', '1h', '300' (seconds) -> seconds."""
-    text = _text(value, name, f"{format_seconds(lo)} to {format_seconds(hi)}")
+    span = format_seconds(lo), format_seconds(hi)
+    text = _text(value, name, "{} to {}".format(*span))
     m = _DURATION.fullmatch(text)
     if not m:
-        raise LimitError(
-            f"{name}: {text[:40]!r} is not a duration; use e.g. 120s, 5m or 1h "
-            f"(between {format_seconds(lo)} and {format_seconds(hi)})"
-        )
-    frac = m.group(2) or "0"
-    unit = _SECONDS[str(m.group(3) or "").lower()]
-    seconds = float(int(m.group(1)) + int(frac) / 10 ** len(frac)) * unit
+        raise _not_a(name, text, "duration", "120s, 5m or 1h", span)
+    seconds = _decimal(m.group(1), m.group(2)) * _SECONDS[str(m.group(3) or "").lower()]
     check_range(name, seconds, lo, hi, format_seconds)
     return seconds
