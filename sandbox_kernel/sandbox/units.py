@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LimitError
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
-_UNITS = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
+_UNITS: dict[str, float] = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
 _SIZE = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,6}))?([kmgt]?)(?:i?b)?", re.ASCII | re.I)
 _NUMBER = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?", re.ASCII)
 _DURATION = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?(ms|s|m|min|h)?", re.ASCII | re.I)
@@ -61,27 +63,42 @@ def _decimal(whole: str, frac: str | None) -> float:
     return float(int(whole) + (int(frac) / 10 ** len(frac) if frac else 0))
 
 
-def _not_a(name: str, text: str, kind: str, example: str, span: tuple[str, str]) -> LimitError:
-    return LimitError(f"{name}: {text[:40]!r} is not a {kind}; use e.g. {example} "
-                      f"(between {span[0]} and {span[1]})")
-
-
 def check_range(name: str, value: float, lo: float, hi: float, show: Any) -> None:
     """A LimitError naming the range if `value` is outside it."""
     if not (lo <= value <= hi):
         raise LimitError(f"{name} must be between {show(lo)} and {show(hi)} (got {show(value)})")
 
 
+@dataclass(frozen=True)
+class _Scale:
+    """A kind of value typed as a decimal and a unit: its pattern (groups: whole, fraction,
+    unit), what each unit is worth, how values are shown, and an example for errors."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    units: dict[str, float]
+    show: Callable[[float], str]
+    example: str
+
+    def parse(self, value: object, name: str, lo: float, hi: float) -> float:
+        span = self.show(lo), self.show(hi)
+        text = _text(value, name, f"{span[0]} to {span[1]}")
+        m = self.pattern.fullmatch(text)
+        if not m:
+            raise LimitError(f"{name}: {text[:40]!r} is not a {self.kind}; use e.g. "
+                             f"{self.example} (between {span[0]} and {span[1]})")
+        scaled = _decimal(m.group(1), m.group(2)) * self.units[str(m.group(3) or "").lower()]
+        check_range(name, scaled, lo, hi, self.show)
+        return scaled
+
+
+_SIZES = _Scale("size", _SIZE, _UNITS, format_size, "512m or 2g")
+_DURATIONS = _Scale("duration", _DURATION, _SECONDS, format_seconds, "120s, 5m or 1h")
+
+
 def parse_size(value: object, name: str, lo: int, hi: int) -> int:
     """'512m', '1g', '1.5g', 268435456 -> bytes; binary units (m = MiB)."""
-    span = format_size(lo), format_size(hi)
-    text = _text(value, name, "{} to {}".format(*span))
-    m = _SIZE.fullmatch(text)
-    if not m:
-        raise _not_a(name, text, "size", "512m or 2g", span)
-    size = _decimal(m.group(1), m.group(2)) * _UNITS[m.group(3).lower()]
-    check_range(name, size, lo, hi, format_size)
-    return int(size)
+    return int(_SIZES.parse(value, name, lo, hi))
 
 
 def parse_number(value: object, name: str, lo: float, hi: float, integer: bool = False) -> float:
@@ -98,11 +115,4 @@ def parse_number(value: object, name: str, lo: float, hi: float, integer: bool =
 
 def parse_duration(value: object, name: str, lo: float, hi: float) -> float:
     """'120s', '2m', '1h', '300' (seconds) -> seconds."""
-    span = format_seconds(lo), format_seconds(hi)
-    text = _text(value, name, "{} to {}".format(*span))
-    m = _DURATION.fullmatch(text)
-    if not m:
-        raise _not_a(name, text, "duration", "120s, 5m or 1h", span)
-    seconds = _decimal(m.group(1), m.group(2)) * _SECONDS[str(m.group(3) or "").lower()]
-    check_range(name, seconds, lo, hi, format_seconds)
-    return seconds
+    return _DURATIONS.parse(value, name, lo, hi)
