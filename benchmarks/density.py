@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -88,6 +89,12 @@ def container_of(api: Any, kernel_pid: int) -> tuple[str, int]:
     return found["Id"], int(mem["usage"]) - int(inactive)
 
 
+def p95(values: list[int]) -> float:
+    """The 95th percentile (nearest rank) of `values`: with 10 samples, the largest."""
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, math.ceil(len(ordered) * 0.95) - 1)])
+
+
 def measure(n: int) -> dict[str, Any]:
     local = start("python3", n)
     sandbox = start("sandbox", n)
@@ -108,7 +115,9 @@ def measure(n: int) -> dict[str, Any]:
     return {
         "count": n,
         "ipykernel_pss_mb": statistics.median(local_pss) / MB,
+        "ipykernel_pss_p95_mb": p95(local_pss) / MB,
         "sandbox_total_mb": statistics.median(per) / MB,
+        "sandbox_total_p95_mb": p95(per) / MB,
         "sandbox_kernel_pss_mb": statistics.median(r["kernel_pss"] for r in rows) / MB,
         "sandbox_container_mb": statistics.median(r["container"] for r in rows) / MB,
         "sandbox_shim_pss_mb": statistics.median(r["shim_pss"] for r in rows) / MB,
@@ -125,15 +134,18 @@ def main() -> None:
     print(f"  sandbox kernel         {r['sandbox_total_mb']:6.1f} MB = kernel "
           f"{r['sandbox_kernel_pss_mb']:.1f} + container {r['sandbox_container_mb']:.1f} + "
           f"shim {r['sandbox_shim_pss_mb']:.1f}")
+    ratio_p95 = r["sandbox_total_p95_mb"] / r["ipykernel_pss_p95_mb"]
+    print(f"  p95                    {r['sandbox_total_p95_mb']:6.1f} MB against "
+          f"{r['ipykernel_pss_p95_mb']:.1f} MB ({ratio_p95:.2f}x)")
     met = "met " if ratio <= 1.4 else "MISS"
-    print(f"  ratio                  {ratio:6.2f}x   ({met} <= 1.4x)")
+    print(f"  ratio (medians)        {ratio:6.2f}x   ({met} <= 1.4x)")
     per_24g = {k: int(24 * 1024 / r[k]) for k in ("ipykernel_pss_mb", "sandbox_total_mb")}
-    print(f"  notebooks in 24 GiB    {per_24g['sandbox_total_mb']} against "
+    print(f"  notebooks in 24 GiB  {per_24g['sandbox_total_mb']} against "
           f"{per_24g['ipykernel_pss_mb']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "density.json").write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        **r, "ratio": ratio, "target_met": ratio <= 1.4}, indent=2))
+        **r, "ratio": ratio, "ratio_p95": ratio_p95, "target_met": ratio <= 1.4}, indent=2))
     print(f"\nwrote {RESULTS / 'density.json'}")
 
 
