@@ -1,4 +1,4 @@
-"""The agent: one asyncio loop that routes host requests to cells, commands and files.
+"""The agent: one event loop (loop.py) that routes host requests to cells, commands and files.
 
 It owns the workers (one per language, started on first use), reaps every process (it is
 a child subreaper), and exits when the host closes its stdin. See docs/architecture.md.
@@ -6,7 +6,6 @@ a child subreaper), and exits when the host closes its stdin. See docs/architect
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from .commands import Commands
 from .comms import CommRelay
 from .frames import Frame, FrameError, check_fields
 from .hostlink import HostLink, log
+from .loop import Event, Loop, Timer
 from .measure import Meter, host_limits
 from .packages import Installer, open_staged
 from .privilege import Identity
@@ -33,11 +33,11 @@ _WORKER_REPLY_TIMEOUT = 20.0
 
 
 class Agent:
-    def __init__(self, ident: Identity) -> None:
+    def __init__(self, loop: Loop, ident: Identity) -> None:
         self.ident = ident
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.started = time.monotonic()
-        self.stopped = asyncio.Event()
+        self.stopped = Event()
         self.cwd = os.environ.get("SANDBOX_AGENT_WORKDIR") or (
             "/sandbox" if os.path.isdir("/sandbox") else os.getcwd())
         self.env = {k: v for k, v in os.environ.items()
@@ -45,22 +45,22 @@ class Agent:
                     and k not in ("PWD", "OLDPWD")}
         self.user_env: set[str] = set()  # names %sandbox env set or unset
         self.meter = Meter(os.getpid())
-        self.link = HostLink(self.on_request, self.stop, log)
-        self.cells = Cells(self.link.send, self.meter, self.spare_for_cells)
-        self.commands = Commands(self.link.send, self.meter, ident, self.spare_for_command)
-        self.installer = Installer(self.link.send, self.meter, ident, self.spare_for_command)
-        self.transfers = Transfers(self.link.reply, self.link.fail, self.link.send_chunk,
+        self.link = HostLink(loop, self.on_request, self.stop, log)
+        self.cells = Cells(loop, self.link.send, self.meter, self.spare_for_cells)
+        self.commands = Commands(loop, self.link.send, self.meter, ident, self.spare_for_command)
+        self.installer = Installer(loop, self.link.send, self.meter, ident, self.spare_for_command)
+        self.transfers = Transfers(loop, self.link.reply, self.link.fail, self.link.send_chunk,
                                    self.link.drain, ident, self._open_staged)
-        self.comms = CommRelay(self.link.send, self.link.fail, self.link.reply,
+        self.comms = CommRelay(loop, self.link.send, self.link.fail, self.link.reply,
                                lambda w: w in self.cells.runs)
         self.workers: dict[str, Worker] = {}
-        self.pending: dict[int, tuple[int, str, Worker, asyncio.TimerHandle]] = {}
+        self.pending: dict[int, tuple[int, str, Worker, Timer]] = {}
         self.retiring: list[Worker] = []
-        self.claim_timer: asyncio.TimerHandle | None = None
+        self.claim_timer: Timer | None = None
 
     # ----- lifecycle --------------------------------------------------------------------
     async def serve(self) -> None:
-        await self.link.open()
+        self.link.open()
         self.link.listeners.append(self._pause)
         self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
         self.loop.add_signal_handler(signal.SIGTERM, self.stop)
@@ -104,8 +104,8 @@ class Agent:
         if w is None or w.exited:
             limit = self.meter.sample().memory_limit if kind == "node" else None
             argv = python_argv() if kind == "python" else node_argv(limit)
-            w = Worker(kind, argv, self.child_env(), self.cwd, self.ident, self.on_worker_frame,
-                       self.cells.on_output, log)
+            w = Worker(self.loop, kind, argv, self.child_env(), self.cwd, self.ident,
+                       self.on_worker_frame, self.cells.on_output, log)
             self.workers[kind] = w
             if self.link.paused:
                 w.pause(True)

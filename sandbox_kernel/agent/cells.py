@@ -7,7 +7,6 @@ peak memory and the verdict come from the agent's own clock, /proc and cgroup re
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import json
 import os
@@ -18,6 +17,7 @@ from typing import Any
 
 from . import procs
 from .frames import Frame
+from .loop import Loop, Task, sleep
 from .measure import Meter, host_limits
 from .protocol import COMM_EVENTS, OUTPUT_EVENTS
 from .runstate import MESSAGES, Run
@@ -31,15 +31,15 @@ GUARD_SHARE, GUARD_TICK = 0.9, 0.02
 class Cells:
     """Runs cells on workers for one agent; the agent routes worker frames here."""
 
-    def __init__(self, send: Callable[[Frame], None], meter: Meter,
+    def __init__(self, loop: Loop, send: Callable[[Frame], None], meter: Meter,
                  keep: Callable[[], procs.Spare]) -> None:
         self.send = send
         self.meter = meter
         self.keep = keep
         self.agent_pid = os.getpid()
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.runs: dict[Worker, Run] = {}
-        self.sweeps: set[asyncio.Task[None]] = set()
+        self.sweeps: set[Task] = set()
         self.last_memory = meter.memory_usage()
 
     def busy(self) -> bool:
@@ -268,7 +268,7 @@ class Cells:
                 break
             procs.kill_all(found)
             killed += found
-            await asyncio.sleep(0.01)
+            await sleep(0.01)
         return killed
 
 

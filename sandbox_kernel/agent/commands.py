@@ -6,7 +6,6 @@ ancestry and start time, never by anything the processes control.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import os
 import signal
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import procs
 from .frames import Frame
+from .loop import Loop, Task, Timer, sleep
 from .measure import Meter
 from .privilege import Identity
 from .spawn import prefer_oom, spawn
@@ -43,7 +43,7 @@ class Command:
     exited_at: float | None = None
     timed_out: bool = False
     interrupted: bool = False
-    timer: asyncio.TimerHandle | None = None
+    timer: Timer | None = None
 
     @property
     def pid(self) -> int:
@@ -53,16 +53,16 @@ class Command:
 class Commands:
     """The agent's running commands."""
 
-    def __init__(self, send: Callable[[Frame], None], meter: Meter, ident: Identity,
-                 spare: Callable[[int], procs.Spare]) -> None:
+    def __init__(self, loop: Loop, send: Callable[[Frame], None], meter: Meter,
+                 ident: Identity, spare: Callable[[int], procs.Spare]) -> None:
         self.send = send
         self.meter = meter
         self.ident = ident
         self.spare = spare
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.running: dict[int, Command] = {}
         self.paused = False
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[Task] = set()
 
     def roots(self) -> frozenset[int]:
         return frozenset(c.pid for c in self.running.values())
@@ -202,7 +202,7 @@ class Commands:
         async def later() -> None:
             found = killed
             for _ in range(20):
-                await asyncio.sleep(0.01)
+                await sleep(0.01)
                 found = [p.pid for p in procs.started_since(os.getpid(), c.start_tick,
                                                             self.spare(c.pid))]
                 if not found:

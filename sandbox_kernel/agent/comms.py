@@ -9,12 +9,12 @@ running cell are the cell's (cells.py). The host validates all of them again.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .frames import Frame, FrameError, check_fields
+from .loop import Loop, Timer
 from .protocol import COMM_EVENTS, OUTPUT_EVENTS, REPLIES
 from .spawn import new_token
 from .workers import Worker
@@ -29,19 +29,20 @@ class _Pending:
     rid: int
     rtype: str
     worker: Worker
-    timer: asyncio.TimerHandle
+    timer: Timer
 
 
 class CommRelay:
     """Host comm requests to a worker, and the worker's comm frames back."""
 
-    def __init__(self, send: Callable[[Frame], None], fail: Callable[[int, str, str], None],
-                 reply: Callable[..., None], busy: Callable[[Worker], bool]) -> None:
+    def __init__(self, loop: Loop, send: Callable[[Frame], None],
+                 fail: Callable[[int, str, str], None], reply: Callable[..., None],
+                 busy: Callable[[Worker], bool]) -> None:
         self.send = send
         self.busy = busy
         self.fail = fail
         self.reply = reply
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.pending: dict[int, _Pending] = {}
 
     def start(self, req: Frame, worker: Worker) -> None:

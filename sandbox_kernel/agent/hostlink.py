@@ -11,7 +11,6 @@ inside a chunk likewise lets stdin fill before the next one.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import socket
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .frames import Frame, FrameError, FrameReader, encode, encode_chunk, encode_stream
+from .loop import Event, Loop
 from .protocol import HOST_REQUESTS, error_body
 from .spawn import widen
 
@@ -38,8 +38,9 @@ _READ = 64 * 1024  # per read of stdin outside a chunk (a chunk's bytes are read
 class HostLink:
     """Frames to and from the host over the agent's stdio."""
 
-    def __init__(self, on_request: Callable[[Frame], None], on_eof: Callable[[], None],
+    def __init__(self, loop: Loop, on_request: Callable[[Frame], None], on_eof: Callable[[], None],
                  log: Callable[[str], None]) -> None:
+        self.loop = loop
         self.on_request = on_request
         self.on_eof = on_eof
         self.log = log
@@ -50,7 +51,7 @@ class HostLink:
         self._waiting = False  # a writer or a settle timer is armed
         self.paused = False
         self.listeners: list[Callable[[bool], None]] = []
-        self._resumed = asyncio.Event()
+        self._resumed = Event()
         self._resumed.set()
         self.closed = False
         self.in_fd, self.out_fd = 0, 1
@@ -60,8 +61,7 @@ class HostLink:
     def linked(self) -> bool:
         return self.sock is not None
 
-    async def open(self) -> None:
-        self.loop = asyncio.get_running_loop()
+    def open(self) -> None:
         for fd in (0, 1):  # 1 MiB pipes: a transfer hands over 16 times less often
             widen(fd)
             os.set_blocking(fd, False)

@@ -21,6 +21,7 @@ from . import procs
 from .commands import Commands
 from .files import FileOpError
 from .frames import Frame
+from .loop import Loop
 from .measure import Meter
 from .privilege import Identity, as_worker
 
@@ -99,12 +100,12 @@ def installer_env(pdir: PackageDir) -> dict[str, str]:
 class Installer:
     """The agent's installer runs: one-shot commands as the installer uid."""
 
-    def __init__(self, send: Callable[[Frame], None], meter: Meter, agent: Identity,
+    def __init__(self, loop: Loop, send: Callable[[Frame], None], meter: Meter, agent: Identity,
                  spare: Callable[[int], procs.Spare]) -> None:
         self.send = send
         self.pdir = package_dir(agent)
         self.ready = prepare(self.pdir)
-        self.commands = Commands(send, meter, self.pdir.ident, spare)
+        self.commands = Commands(loop, send, meter, self.pdir.ident, spare)
 
     def start(self, req: Frame) -> None:
         files = req["files"]

@@ -7,11 +7,12 @@ stays its descendant however it detaches, and the kernel records each start time
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
 from dataclasses import dataclass
+
+from .loop import sleep
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -137,7 +138,7 @@ async def reaped(pids: list[int], within: float = 2.0) -> None:
     against the pids limit until then. The agent's SIGCHLD handler reaps meanwhile."""
     deadline = time.monotonic() + within
     while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
+        await sleep(0.005)
 
 
 def kill_all(pids: list[int]) -> int:

@@ -6,13 +6,13 @@ wording of the limits it enforced (docs/architecture.md, "Who enforces what").
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import procs
+from .loop import Timer
 from .spawn import new_token
 from .workers import Worker
 
@@ -40,10 +40,10 @@ class Run:
     cpu_base: int = 0
     verdict: str | None = None
     interrupted: bool = False
-    kill_timer: asyncio.TimerHandle | None = None
-    tick_timer: asyncio.TimerHandle | None = None
-    guard_timer: asyncio.TimerHandle | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    kill_timer: Timer | None = None
+    tick_timer: Timer | None = None
+    guard_timer: Timer | None = None
+    timers: list[Timer] = field(default_factory=list)
     used: int = 0
     dropped: int = 0  # characters of stream text past the cap
     dropped_outputs: int = 0  # rich outputs past the cap

@@ -7,13 +7,13 @@ chunks the host sends after its request until the announced size has arrived.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from . import files
 from .frames import Frame
+from .loop import Loop, Task
 from .privilege import Identity, as_worker
 from .protocol import CHUNK_BYTES
 
@@ -30,10 +30,11 @@ class Upload:
 class Transfers:
     """Reads and writes of one agent; `reply`/`fail` answer the host."""
 
-    def __init__(self, reply: Callable[..., None], fail: Callable[[int, str, str], None],
-                 send_chunk: Callable[[int, bytes], None],
+    def __init__(self, loop: Loop, reply: Callable[..., None],
+                 fail: Callable[[int, str, str], None], send_chunk: Callable[[int, bytes], None],
                  drain: Callable[[], Awaitable[None]], ident: Identity,
                  open_staged: Callable[[str], int] | None = None) -> None:
+        self.loop = loop
         self.ident = ident
         self.reply = reply
         self.open_staged = open_staged
@@ -42,7 +43,7 @@ class Transfers:
         self.drain = drain
         self.uploads: dict[int, Upload] = {}
         self.cancelled: set[int] = set()
-        self.sending: set[asyncio.Task[None]] = set()
+        self.sending: set[Task] = set()
 
     def handle(self, req: Frame) -> None:
         rid = req["id"]
@@ -86,7 +87,7 @@ class Transfers:
 
     def _read(self, req: Frame) -> None:
         fd, size = files.open_regular(req["path"], req["max_bytes"])
-        task = asyncio.get_running_loop().create_task(self._send(req["id"], fd, size))
+        task = self.loop.create_task(self._send(req["id"], fd, size))
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
 

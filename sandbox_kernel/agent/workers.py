@@ -9,7 +9,6 @@ left running can never be taken for a later cell's (docs/architecture.md, "Attri
 from __future__ import annotations
 
 import array
-import asyncio
 import functools
 import os
 import signal
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 
 from . import procs
 from .frames import Frame, FrameError, FrameReader, encode
+from .loop import Loop
 from .privilege import Identity, as_worker
 from .protocol import WORKER_EVENTS
 from .spawn import PKG_PARENT, spawn, widen
@@ -43,7 +43,7 @@ class Pipes:
 class Worker:
     """One persistent interpreter: requests go down a pipe, frames come back up."""
 
-    def __init__(self, kind: str, argv: list[str], env: dict[str, str], cwd: str,
+    def __init__(self, loop: Loop, kind: str, argv: list[str], env: dict[str, str], cwd: str,
                  ident: Identity, on_frame: Callable[[Worker, Frame], None],
                  on_output: Callable[[Worker, str, bytes], None],
                  log: Callable[[str], None]) -> None:
@@ -51,7 +51,7 @@ class Worker:
         self.on_frame = on_frame
         self.on_output = on_output
         self.log = log
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         with as_worker(ident):  # the worker's own (Node reopens them through /proc)
             ctrl_r, self.ctrl_w = os.pipe()
             self.reply_r, reply_w = os.pipe()
