@@ -2,8 +2,9 @@
 
 It is the part of asyncio the agent uses, with asyncio's order of calls (ready callbacks
 first-in first-out, then what became ready in one poll). asyncio itself was the largest
-import of the agent: about 4 MB of every sandbox's memory, and some 45 ms of the time
-before the agent can start the first worker. See docs/architecture.md, "The agent's loop".
+import of the agent: about 2 MB of every sandbox's memory, measured in a running container,
+and part of the time before the agent can start the first worker. See docs/architecture.md,
+"The agent's loop".
 """
 
 from __future__ import annotations
