@@ -17,7 +17,7 @@ from typing import Any
 
 from . import procs
 from .frames import Frame
-from .loop import Loop, Task, sleep
+from .loop import Loop, sleep
 from .measure import Meter, host_limits
 from .protocol import COMM_EVENTS, OUTPUT_EVENTS
 from .runstate import MESSAGES, Run
@@ -39,7 +39,6 @@ class Cells:
         self.agent_pid = os.getpid()
         self.loop = loop
         self.runs: dict[Worker, Run] = {}
-        self.sweeps: set[Task] = set()
         self.last_memory = meter.memory_usage()
 
     def busy(self) -> bool:
@@ -235,9 +234,7 @@ class Cells:
             return
         first = [p.pid for p in procs.started_since(self.agent_pid, run.start_tick, self.keep())]
         procs.kill_all(first)
-        task = self.loop.create_task(self._done_after_sweep(run.start_tick, first, done))
-        self.sweeps.add(task)
-        task.add_done_callback(self.sweeps.discard)
+        self.loop.create_task(self._done_after_sweep(run.start_tick, first, done))
 
     async def _done_after_sweep(self, since_tick: int, killed: list[int], done: Frame) -> None:
         """Whatever the cell started is gone, and reaped (until then it counts against the

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from . import procs
 from .frames import Frame
-from .loop import Loop, Task, Timer, sleep
+from .loop import Loop, Timer, sleep
 from .measure import Meter
 from .privilege import Identity
 from .spawn import prefer_oom, spawn
@@ -62,7 +62,6 @@ class Commands:
         self.loop = loop
         self.running: dict[int, Command] = {}
         self.paused = False
-        self.tasks: set[Task] = set()
 
     def roots(self) -> frozenset[int]:
         return frozenset(c.pid for c in self.running.values())
@@ -212,6 +211,4 @@ class Commands:
             await procs.reaped(killed)
             self.send(frame)
 
-        task = self.loop.create_task(later())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.loop.create_task(later())

@@ -86,7 +86,10 @@ class Event:
 
 
 class Task:
-    """A coroutine the loop drives; its first step runs at the loop's next turn."""
+    """A coroutine the loop drives; its first step runs at the loop's next turn.
+
+    What it awaits holds it (a timer, an event's waiter list), so unlike an asyncio task
+    its creator need not keep a reference for it to finish."""
 
     def __init__(self, loop: Loop, coro: Coroutine[Any, Any, None]) -> None:
         self._loop, self._coro = loop, coro

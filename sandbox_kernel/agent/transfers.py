@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import files
 from .frames import Frame
-from .loop import Loop, Task
+from .loop import Loop
 from .privilege import Identity, as_worker
 from .protocol import CHUNK_BYTES
 
@@ -43,7 +43,6 @@ class Transfers:
         self.drain = drain
         self.uploads: dict[int, Upload] = {}
         self.cancelled: set[int] = set()
-        self.sending: set[Task] = set()
 
     def handle(self, req: Frame) -> None:
         rid = req["id"]
@@ -87,9 +86,7 @@ class Transfers:
 
     def _read(self, req: Frame) -> None:
         fd, size = files.open_regular(req["path"], req["max_bytes"])
-        task = self.loop.create_task(self._send(req["id"], fd, size))
-        self.sending.add(task)
-        task.add_done_callback(self.sending.discard)
+        self.loop.create_task(self._send(req["id"], fd, size))
 
     def _list(self, req: Frame) -> None:
         entries, truncated = files.list_dir(req["path"])

@@ -180,3 +180,28 @@ def test_the_agent_process_loads_no_asyncio_ssl_or_random() -> None:
     out = subprocess.run([sys.executable, "-E", "-s", "-S", "-c", probe], cwd=root,
                          capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_task_nobody_holds_still_finishes() -> None:
+    import gc
+
+    finished: list[str] = []
+
+    async def body(loop: Loop) -> None:
+        ready = Event()
+
+        async def unheld() -> None:
+            await sleep(0.01)
+            await ready.wait()
+            finished.append("finished")
+
+        loop.create_task(unheld())  # no reference kept, as the agent's callers do
+        await sleep(0.005)
+        gc.collect()
+        await sleep(0.02)
+        gc.collect()
+        ready.set()
+        await sleep(0.01)
+
+    _run(body)
+    assert finished == ["finished"]
