@@ -7,6 +7,7 @@ values use no function outside a short list, no `url()` (except `url(#id)`, a re
 inside the same document, where SVG needs it), no `position: fixed/sticky/absolute`.
 Style sheets keep plain rules and `@media`; a rule whose selector does not start at an id
 or class of the output's own (not JupyterLab's `jp-`...) may only set SVG paint properties.
+tinycss2 is imported at the first CSS to clean: a kernel that shows none never loads it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tinycss2
-from tinycss2 import ast
+if TYPE_CHECKING:
+    from tinycss2 import ast
 
 SVG_PAINT = frozenset({
     "fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity",
@@ -73,6 +74,8 @@ class CssReport:
 
 
 def _value_ok(tokens: Iterable[Any], local_ref: bool) -> bool:
+    from tinycss2 import ast
+
     for tok in tokens:
         if isinstance(tok, ast.URLToken):
             if not (local_ref and _FRAGMENT.fullmatch(tok.value)):
@@ -89,6 +92,9 @@ def _value_ok(tokens: Iterable[Any], local_ref: bool) -> bool:
 
 def _declaration(decl: ast.Declaration, allowed: frozenset[str], report: CssReport,
                  page_styles: bool) -> str | None:
+    import tinycss2
+    from tinycss2 import ast
+
     name = decl.lower_name
     if name not in allowed:
         report.page += name in _PROPERTIES
@@ -108,6 +114,9 @@ def _declaration(decl: ast.Declaration, allowed: frozenset[str], report: CssRepo
 def clean_declarations(text: str, report: CssReport, svg_only: bool = False,
                        page_styles: bool = False) -> str:
     """A `style` attribute's (or a rule's) declarations, only those allowed."""
+    import tinycss2
+    from tinycss2 import ast
+
     allowed = SVG_PAINT if svg_only else _PROPERTIES
     kept = []
     for decl in tinycss2.parse_declaration_list(text, skip_comments=True,
@@ -123,6 +132,8 @@ def clean_declarations(text: str, report: CssReport, svg_only: bool = False,
 
 def clean_value(name: str, text: str, report: CssReport) -> str | None:
     """An SVG presentation attribute (parsed as CSS by browsers), or None to drop it."""
+    import tinycss2
+
     tokens = tinycss2.parse_component_value_list(text, skip_comments=True)
     if not _value_ok(tokens, name in _LOCAL_REF):
         report.fetch += 1
@@ -133,6 +144,8 @@ def clean_value(name: str, text: str, report: CssReport) -> str | None:
 def _selector_scoped(prelude: list[Any]) -> bool | None:
     """True if every selector starts at an own id or class, False if one is global,
     None if the selector uses anything not allowed (the rule is dropped)."""
+    from tinycss2 import ast
+
     groups: list[list[Any]] = [[]]
     for tok in prelude:
         if isinstance(tok, ast.LiteralToken) and tok.value == ",":
@@ -154,6 +167,8 @@ def _selector_scoped(prelude: list[Any]) -> bool | None:
 
 
 def _selector_tokens_ok(tokens: Iterable[Any]) -> bool:
+    from tinycss2 import ast
+
     for tok in tokens:
         if isinstance(tok, ast.HashToken | ast.IdentToken):
             if RESERVED.match(tok.value):
@@ -173,12 +188,17 @@ def _selector_tokens_ok(tokens: Iterable[Any]) -> bool:
 
 def clean_stylesheet(text: str, report: CssReport, page_styles: bool = False) -> str:
     """A `<style>` element's content: plain rules and @media, each rule cleaned."""
+    import tinycss2
+
     return _xml_safe("\n".join(_rules(tinycss2.parse_stylesheet(
         text, skip_comments=True, skip_whitespace=True), report, page_styles, 0)))
 
 
 def _rules(rules: Iterable[Any], report: CssReport, page_styles: bool, depth: int,
            ) -> list[str]:
+    import tinycss2
+    from tinycss2 import ast
+
     out = []
     for rule in rules:
         if isinstance(rule, ast.QualifiedRule):

@@ -5,14 +5,14 @@ nothing loads without a click: images only as embedded `data:` rasters, SVG refe
 only to `#ids` in the same document, CSS through css.py; links go to http(s) only and
 open in a new tab with `noopener noreferrer`. Class and id names of JupyterLab itself
 (`jp-`, `lm-`...) are removed, so an output cannot dress up as the page around it.
+nh3 is imported at the first HTML output: a kernel that shows none never loads it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-
-import nh3
 
 from . import css, tex
 
@@ -22,8 +22,6 @@ _SVG_TAGS = frozenset({
     "mask", "symbol", "marker", "title", "desc", "use", "style", "switch", "textPath",
     "image",
 })
-_HTML_TAGS = (frozenset(nh3.ALLOWED_TAGS) - {"wbr", "area", "map"}) | {
-    "style", "tfoot", "font", "section", "main"}
 _GENERIC = frozenset({
     "class", "id", "style", "title", "lang", "dir", "align", "width", "height", "colspan",
     "rowspan", "scope", "border", "cellpadding", "cellspacing", "valign", "bgcolor",
@@ -52,6 +50,15 @@ _REMOTE = re.compile(r"https?://\S+", re.I)
 _FRAGMENT = re.compile(r"#[A-Za-z_][\w.:-]{0,200}")
 
 
+@functools.cache
+def _tags() -> frozenset[str]:
+    """nh3's own allow-list less image maps, plus styles and a few layout tags, and SVG."""
+    import nh3
+
+    return (frozenset(nh3.ALLOWED_TAGS) - {"wbr", "area", "map"}) | {
+        "style", "tfoot", "font", "section", "main"} | _SVG_TAGS
+
+
 @dataclass
 class Findings:
     """What one clean removed (for the notice line)."""
@@ -76,8 +83,10 @@ class HtmlCleaner:
         found.css.fetch += len(_FETCH_ATTR.findall(text))
         attrs = {"*": set(_GENERIC | _SVG_ATTRS), "a": {"href", "target"},
                  "img": {"src", "srcset"}, "style": {"type", "media", "scoped"}}
+        import nh3
+
         cleaned = nh3.clean(
-            text, tags=set(_HTML_TAGS | _SVG_TAGS),
+            text, tags=set(_tags()),
             clean_content_tags={"script", "iframe", "object", "embed", "metadata", "template",
                                 "noscript", "textarea", "select", "foreignObject"},
             attributes=attrs, attribute_filter=lambda t, a, v: self._attribute(t, a, v, found),
