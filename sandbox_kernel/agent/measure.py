@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, NamedTuple
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from . import procs
 
@@ -45,7 +46,8 @@ def _keyed(text: str | None) -> dict[str, int]:
     return out
 
 
-class Sample(NamedTuple):
+@dataclass(frozen=True)
+class Sample:
     """One reading; None where the source does not say."""
 
     memory_usage: int  # working set: usage minus inactive file cache (tmpfs included)
@@ -60,7 +62,7 @@ class Sample(NamedTuple):
     measure: str
 
     def as_dict(self) -> dict[str, object]:
-        return self._asdict()
+        return asdict(self)
 
 
 def detect(root: str = _ROOT) -> tuple[str, str]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from .loop import sleep
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class Proc(NamedTuple):
+@dataclass(frozen=True)
+class Proc:
     """One process as /proc/PID/stat tells it."""
 
     pid: int
@@ -113,7 +114,8 @@ def descendants(root: int, procs: dict[int, Proc] | None = None) -> list[Proc]:
     return out
 
 
-class Spare(NamedTuple):
+@dataclass(frozen=True)
+class Spare:
     """Processes a cleanup leaves alone: `pids` themselves, `trees` with all below them."""
 
     pids: frozenset[int] = frozenset()
