@@ -12,7 +12,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from . import procs
 from .frames import Frame
@@ -25,25 +24,28 @@ from .spawn import prefer_oom, spawn
 _LINGER = 0.05
 
 
-@dataclass
 class Command:
-    id: int
-    proc: subprocess.Popen[bytes]  # kept so subprocess never reaps it behind our back
-    stream: bool
-    cap: int
-    oom_base: int
-    started: float = field(default_factory=time.monotonic)
-    start_tick: int = field(default_factory=procs.now_tick)
-    fds: dict[int, str] = field(default_factory=dict)
-    out: dict[str, bytearray] = field(default_factory=lambda: {"stdout": bytearray(),
-                                                               "stderr": bytearray()})
-    decoders: dict[str, codecs.IncrementalDecoder] = field(default_factory=dict)
-    dropped: int = 0
-    status: int | None = None
-    exited_at: float | None = None
-    timed_out: bool = False
-    interrupted: bool = False
-    timer: Timer | None = None
+    """One running command and what the agent tracks of it until its result is sent."""
+
+    __slots__ = ("cap", "decoders", "dropped", "exited_at", "fds", "id", "interrupted",
+                 "oom_base", "out", "proc", "start_tick", "started", "status", "stream",
+                 "timed_out", "timer")
+
+    def __init__(self, *, id: int, proc: subprocess.Popen[bytes], stream: bool, cap: int,
+                 oom_base: int, start_tick: int) -> None:
+        self.id = id
+        self.proc = proc  # kept so subprocess never reaps it behind our back
+        self.stream, self.cap, self.oom_base, self.start_tick = stream, cap, oom_base, start_tick
+        self.started = time.monotonic()
+        self.fds: dict[int, str] = {}
+        self.out = {"stdout": bytearray(), "stderr": bytearray()}
+        self.decoders: dict[str, codecs.IncrementalDecoder] = {}
+        self.dropped = 0
+        self.status: int | None = None
+        self.exited_at: float | None = None
+        self.timed_out = False
+        self.interrupted = False
+        self.timer: Timer | None = None
 
     @property
     def pid(self) -> int:

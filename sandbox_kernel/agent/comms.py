@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .frames import Frame, FrameError, check_fields
 from .loop import Loop, Timer
@@ -24,12 +23,11 @@ _GRACE = 3.0
 _FORWARDED = frozenset(COMM_EVENTS) | frozenset(OUTPUT_EVENTS) - {"input_request"}
 
 
-@dataclass
 class _Pending:
-    rid: int
-    rtype: str
-    worker: Worker
-    timer: Timer
+    __slots__ = ("rid", "rtype", "timer", "worker")
+
+    def __init__(self, rid: int, rtype: str, worker: Worker, timer: Timer) -> None:
+        self.rid, self.rtype, self.worker, self.timer = rid, rtype, worker, timer
 
 
 class CommRelay:

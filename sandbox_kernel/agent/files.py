@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_LIST_ENTRIES = 10_000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -53,8 +52,7 @@ def real_dir(root: str) -> str:
     return _mapping().get(root, root)
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A path split into its allowed root and the components below it."""
 
     display: str
@@ -240,6 +238,8 @@ def delete(path: str, recursive: bool) -> None:
             st = os.stat(name, dir_fd=w.dir_fd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 if recursive:
+                    import shutil  # here: it (with bz2, lzma, fnmatch) is no idle agent's memory
+
                     shutil.rmtree(name, dir_fd=w.dir_fd)
                 else:
                     os.rmdir(name, dir_fd=w.dir_fd)

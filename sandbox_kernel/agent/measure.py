@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import procs
 
@@ -46,8 +45,7 @@ def _keyed(text: str | None) -> dict[str, int]:
     return out
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """One reading; None where the source does not say."""
 
     memory_usage: int  # working set: usage minus inactive file cache (tmpfs included)
@@ -62,7 +60,7 @@ class Sample:
     measure: str
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return self._asdict()
 
 
 def detect(root: str = _ROOT) -> tuple[str, str]:

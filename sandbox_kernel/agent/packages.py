@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import procs
 from .commands import Commands
@@ -35,8 +35,7 @@ _DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(frozen=True)
-class PackageDir:
+class PackageDir(NamedTuple):
     """Where packages go and who installs them (`ident.worker_uid` is the installer's)."""
 
     root: str

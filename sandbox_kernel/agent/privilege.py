@@ -16,7 +16,7 @@ import contextlib
 import ctypes
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
@@ -37,8 +37,7 @@ class _Data(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Who the agent is and who cell code runs as; equal uids mean no separation."""
 
     agent_uid: int

@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .loop import sleep
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True)
-class Proc:
+class Proc(NamedTuple):
     """One process as /proc/PID/stat tells it."""
 
     pid: int
@@ -114,8 +113,7 @@ def descendants(root: int, procs: dict[int, Proc] | None = None) -> list[Proc]:
     return out
 
 
-@dataclass(frozen=True)
-class Spare:
+class Spare(NamedTuple):
     """Processes a cleanup leaves alone: `pids` themselves, `trees` with all below them."""
 
     pids: frozenset[int] = frozenset()

@@ -10,8 +10,7 @@ frame. Nothing else is valid, and every side checks what it receives.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 PROTOCOL_VERSION = 3
 
@@ -47,8 +46,7 @@ MAX_COMM_BUFFERS = 16
 MAX_COMM_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One field: its kind, bounds, and whether it may be missing or null."""
 
     kind: str  # int | num | bool | str | enum | strs | strmap | envmap | obj | objs
@@ -237,7 +235,7 @@ def contract() -> dict[str, Any]:
     """The contract as plain JSON (for contract.json and the Node worker)."""
 
     def fields(spec: dict[str, dict[str, Field]]) -> dict[str, Any]:
-        return {t: {n: {k: v for k, v in f.__dict__.items() if v not in ((), False, 0)}
+        return {t: {n: {k: v for k, v in f._asdict().items() if v not in ((), False, 0)}
                     for n, f in fs.items()} for t, fs in spec.items()}
 
     return {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import procs
@@ -24,37 +23,39 @@ def fmt_s(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 
-@dataclass
 class Run:
     """One cell in a worker, with the limits the agent enforces on it."""
 
-    id: int
-    token: int
-    worker: Worker
-    timeout: float
-    cpu_budget: float
-    cap: int
-    grace: float
-    started: float = field(default_factory=time.monotonic)
-    start_tick: int = field(default_factory=procs.now_tick)
-    cpu_base: int = 0
-    verdict: str | None = None
-    interrupted: bool = False
-    kill_timer: Timer | None = None
-    tick_timer: Timer | None = None
-    guard_timer: Timer | None = None
-    timers: list[Timer] = field(default_factory=list)
-    used: int = 0
-    dropped: int = 0  # characters of stream text past the cap
-    dropped_outputs: int = 0  # rich outputs past the cap
-    peak: int = 0
-    warned: bool = False
-    oom_base: int = 0
-    claimed: dict[str, Any] | None = None  # the worker's `done`, until its sync answers
-    sync: int = field(default_factory=new_token)
-    synced: bool = False
-    out_of_memory: bool = False  # the agent stopped it near the limit (no cgroup to)
-    decoders: dict[str, codecs.IncrementalDecoder] = field(default_factory=dict)
+    __slots__ = ("cap", "claimed", "cpu_base", "cpu_budget", "decoders", "dropped",
+                 "dropped_outputs", "grace", "guard_timer", "id", "interrupted", "kill_timer",
+                 "oom_base", "out_of_memory", "peak", "start_tick", "started", "sync", "synced",
+                 "tick_timer", "timeout", "timers", "token", "used", "verdict", "warned",
+                 "worker")
+
+    def __init__(self, *, id: int, token: int, worker: Worker, timeout: float,
+                 cpu_budget: float, cap: int, grace: float, oom_base: int = 0) -> None:
+        self.id, self.token, self.worker = id, token, worker
+        self.timeout, self.cpu_budget, self.cap, self.grace = timeout, cpu_budget, cap, grace
+        self.oom_base = oom_base
+        self.started = time.monotonic()
+        self.start_tick = procs.now_tick()
+        self.cpu_base = 0
+        self.verdict: str | None = None
+        self.interrupted = False
+        self.kill_timer: Timer | None = None
+        self.tick_timer: Timer | None = None
+        self.guard_timer: Timer | None = None
+        self.timers: list[Timer] = []
+        self.used = 0
+        self.dropped = 0  # characters of stream text past the cap
+        self.dropped_outputs = 0  # rich outputs past the cap
+        self.peak = 0
+        self.warned = False
+        self.claimed: dict[str, Any] | None = None  # the worker's `done`, until its sync answers
+        self.sync = new_token()
+        self.synced = False
+        self.out_of_memory = False  # the agent stopped it near the limit (no cgroup to)
+        self.decoders: dict[str, codecs.IncrementalDecoder] = {}
 
     def message(self) -> str:
         return MESSAGES.get(self.verdict or "", "").format(t=fmt_s(self.timeout),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from . import files
 from .frames import Frame
@@ -18,13 +17,13 @@ from .privilege import Identity, as_worker
 from .protocol import CHUNK_BYTES
 
 
-@dataclass
 class Upload:
-    fd: int
-    path: str
-    size: int
-    received: int = 0
-    failed: files.FileOpError | None = None
+    __slots__ = ("failed", "fd", "path", "received", "size")
+
+    def __init__(self, fd: int, path: str, size: int) -> None:
+        self.fd, self.path, self.size = fd, path, size
+        self.received = 0
+        self.failed: files.FileOpError | None = None
 
 
 class Transfers:

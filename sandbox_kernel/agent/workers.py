@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from . import procs
 from .frames import Frame, FrameError, FrameReader, encode
@@ -27,14 +26,14 @@ from .spawn import PKG_PARENT, spawn, widen
 _MAX_STALE = 64
 
 
-@dataclass
 class Pipes:
     """The agent's read ends of one run's pipes (-1 once closed): events, stdout, stderr."""
 
-    events: int
-    stdout: int
-    stderr: int
-    reader: FrameReader = field(default_factory=lambda: FrameReader(WORKER_EVENTS))
+    __slots__ = ("events", "reader", "stderr", "stdout")
+
+    def __init__(self, events: int, stdout: int, stderr: int) -> None:
+        self.events, self.stdout, self.stderr = events, stdout, stderr
+        self.reader = FrameReader(WORKER_EVENTS)
 
     def fds(self) -> list[int]:
         return [fd for fd in (self.events, self.stdout, self.stderr) if fd >= 0]

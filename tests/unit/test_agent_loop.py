@@ -166,16 +166,18 @@ def test_a_signal_handler_runs_in_the_loop() -> None:
         signal.signal(signal.SIGUSR1, before)
 
 
-def test_the_agent_process_loads_no_asyncio_ssl_or_random() -> None:
+def test_the_agent_process_loads_no_asyncio_ssl_random_or_dataclasses() -> None:
     """The modules the agent keeps out (each costs memory in every sandbox), imported the
-    way the container's entrypoint starts it (-E -s -S)."""
+    way the container's entrypoint starts it (-E -s -S). dataclasses brings inspect (and ast,
+    dis, tokenize); shutil is imported only by a delete."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     probe = ("import sys, sandbox_kernel.agent.agent, sandbox_kernel.agent.loop\n"
-             "print(' '.join(sorted({'asyncio', 'ssl', 'random', 'concurrent'}"
+             "print(' '.join(sorted({'asyncio', 'ssl', 'random', 'concurrent', 'dataclasses',"
+             " 'inspect', 'ast', 'dis', 'tokenize', 'shutil'}"
              " & {m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-E", "-s", "-S", "-c", probe], cwd=root,
                          capture_output=True, text=True, timeout=60, check=True)
