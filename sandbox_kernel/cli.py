@@ -187,7 +187,10 @@ def cmd_pool(args: argparse.Namespace) -> int:
     from .sandbox.manager import SandboxManager
 
     env = kernel_env({}, args.language)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on kill/TERM
+    # Stop cleanly on kill/TERM, and on Ctrl-C even when started by a script whose
+    # background jobs inherit SIGINT ignored.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.default_int_handler)
     with SandboxManager(image=_image(args), limits=_limits(args), pool_size=args.size,
                         env=env, cleanup_interval=60, backend=_backend(args),
                         runtime=_runtime(args)) as manager:

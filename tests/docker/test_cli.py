@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -140,7 +141,9 @@ def test_doctor_reads_the_jupyter_config_and_the_kernelspecs(
 def test_pool_keeps_exactly_the_size_asked_for() -> None:
     env = {k: v for k, v in os.environ.items() if k != "SANDBOX_IMAGE"}
     # Limits of its own, so that no other kernel on this engine claims from this pool.
-    proc = subprocess.Popen([*CLI, "pool", "--size", "2", "--memory", "333m"],
+    # Started the way a script's background job is, with SIGINT ignored: Ctrl-C still stops it.
+    pool = shlex.join([*CLI, "pool", "--size", "2", "--memory", "333m"])
+    proc = subprocess.Popen(["bash", "-c", f"trap '' INT; exec {pool}"],
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:

@@ -35,10 +35,11 @@ def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     monkeypatch.setattr(launcher_module, "make_backend", lambda **_: None)
     monkeypatch.setattr(cli, "_backend", lambda args=None: None)
     monkeypatch.delenv("SANDBOX_RUNTIME", raising=False)
-    term = signal.getsignal(signal.SIGTERM)
+    before = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT)}
     yield seen
-    if term is not None:
-        signal.signal(signal.SIGTERM, term)  # cmd_pool's own handler goes
+    for signum, handler in before.items():
+        if handler is not None:
+            signal.signal(signum, handler)  # cmd_pool's own handlers go
 
 
 def key(kwargs: dict[str, Any]) -> str:
