@@ -5,7 +5,7 @@ import sys
 from .kernel.early import EarlyStart
 
 if __name__ == "__main__":
-    early = EarlyStart(sys.argv[1:])  # the sandbox starts while ipykernel is imported
+    early = EarlyStart(sys.argv[1:])  # the sandbox starts while the kernel is imported
     from .kernel.early_sockets import bind_early
 
     sockets = bind_early(sys.argv[1:])  # and the client connects meanwhile

@@ -1,58 +1,67 @@
 """The kernel application: `python -m sandbox_kernel -f CONNECTION_FILE`.
 
-An IPKernelApp with its own name, so settings live in `sandbox_kernel_config.py` in the
-Jupyter config directories (`jupyter --paths`), or on the command line
-(`--Sandbox.memory=1g`). Config files are never loaded from the notebook's directory: a
-notebook is untrusted, and a config file is Python that runs on the host.
+A traitlets Application named sandbox-kernel, so settings live in
+`sandbox_kernel_config.py` in the Jupyter config directories (`jupyter --paths`), or on the
+command line (`--Sandbox.memory=1g`). Config files are never loaded from the notebook's
+directory: a notebook is untrusted, and a config file is Python that runs on the host.
+It is not ipykernel's app: no user code runs in this process, so none of what ipykernel
+sets up for it is imported (docs/architecture.md, "The kernel process").
 """
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
-import zmq
-from ipykernel.kernelapp import IPKernelApp
 from jupyter_core.paths import jupyter_config_path
 from traitlets import Any as AnyTrait
-from traitlets import Instance, Type, Unicode
+from traitlets import Instance, Unicode
+from traitlets.config import Application
 
 from .config import Sandbox
 from .config_check import check_settings
 from .config_sources import ConfigSources
-from .early import EarlyStart
-from .early_sockets import CHANNELS, EarlyContext
-from .kernel import SandboxKernel
+from .connection import Connection
+from .early import BASENAME, EarlyStart
+from .early_sockets import EarlySockets
 from .launcher import Launcher
 
-_CONTROL_JOIN_S = 5.0
+_PARENT_POLL_S = 1.0
 
 
-class SandboxKernelApp(IPKernelApp):
-    """Launches a SandboxKernel."""
+class SandboxKernelApp(Application):
+    """Reads the settings and the connection file, binds the channels, runs the kernel."""
 
     name = Unicode("sandbox-kernel")
     description = "A Jupyter kernel that runs every cell in a hardened Docker sandbox."
-    kernel_class = Type(SandboxKernel, help="The kernel class to launch.").tag(config=True)
-    classes = [*IPKernelApp.classes, SandboxKernel, Sandbox]
+    classes = [Sandbox]
+    connection_file = Unicode("", help="The connection file a Jupyter client wrote for this "
+                              "kernel (-f); without one, a new file in Jupyter's runtime "
+                              "directory.").tag(config=True)
+    aliases = {"f": "SandboxKernelApp.connection_file"}
     early = Instance(EarlyStart, allow_none=True,
-                     help="A sandbox started before ipykernel was imported (early.py).")
+                     help="A sandbox started before the kernel's imports (early.py).")
     early_sockets = AnyTrait(None, allow_none=True,
-                             help="(EarlyContext, connection info) from early_sockets.py.")
+                             help="The channels bound before the imports (early_sockets.py).")
     launcher: Launcher | None = None
     config_sources: ConfigSources | None = None
+    connection: Connection | None = None
 
-    def init_config_files(self) -> None:
-        """Only Jupyter's config directories; never the working directory or a profile.
-
-        Runs after init_profile_dir (which would add the IPython profile) and before the
-        config files are loaded, so this list is the whole search path.
-        """
-        self.config_file_paths = list(jupyter_config_path())
+    def initialize(self, argv: Any = None) -> None:
+        self.parse_command_line(argv)
         self.config_sources = ConfigSources(self.cli_config)
+        self.load_config_file(BASENAME, path=list(jupyter_config_path()))
+        logging.captureWarnings(True)  # library warnings go to the kernel's log, not cells
+        checked = check_settings(self.config, sources=self.config_sources,
+                                 known_sections=("SandboxKernelApp", "Application", "Sandbox"))
+        early = self.early.take(checked) if self.early is not None else None
+        self.launcher = early or Launcher(checked.settings, checked)
+        self.launcher.start()  # in a thread: errors surface at the first cell
+        early_sockets, self.early_sockets = self.early_sockets, None
+        self.connection = Connection.open(self.connection_file, early_sockets, self.log)
 
     def _load_config_files(  # type: ignore[override]
             self, basefilename: str, path: Any = None, log: Any = None,
@@ -64,81 +73,42 @@ class SandboxKernelApp(IPKernelApp):
             (self.python_config_loader_class, self.json_config_loader_class), basefilename,
             path, log)
 
-    def init_connection_file(self) -> None:
-        """The configuration is loaded by now: start the sandbox while ipykernel sets up.
-
-        A bad setting never stops the kernel here: it is reported by every cell instead.
-        """
-        logging.captureWarnings(True)  # library warnings go to the kernel's log, not cells
-        known = tuple(c.__name__ for c in self._classes_inc_parents())
-        checked = check_settings(self.config, sources=self.config_sources,
-                                 known_sections=known)
-        early = self.early.take(checked) if self.early is not None else None
-        self.launcher = early or Launcher(checked.settings, checked)
-        self.launcher.start()  # in a thread: errors surface at the first cell
-        super().init_connection_file()
-
-    def _ip_default(self) -> str:
-        """Loopback, without jupyter_client's scan of the interfaces (it imports psutil)."""
-        return str(super()._ip_default()) if self.transport == "ipc" else "127.0.0.1"
-
-    def init_pdb(self) -> None:
-        """Nothing to make interruptible: no user code runs in this process, so ipykernel's
-        pdb patch (which imports pdb and IPython's debugger) is left out."""
-
-    def init_sockets(self) -> None:
-        """Take over the sockets bound before the imports (early_sockets.py) if they are
-        the ones this app would bind; otherwise bind as ipykernel does."""
-        early, self.early_sockets = self.early_sockets, None
-        if early is None:
-            super().init_sockets()
-            return
-        context, info = early
-        if (self.transport != "tcp" or self.ip != info.get("ip", "127.0.0.1")
-                or any(getattr(self, f"{n}_port") != info[f"{n}_port"] for n, _ in CHANNELS)
-                or getattr(self, "curve_secretkey", None) is not None):
-            context.close_waiting()
-            super().init_sockets()
-            return
-        self.log.info("Starting the kernel at pid: %i", os.getpid())
-        self.context = context
-        atexit.register(self.close)
-        self.shell_socket = context.socket(zmq.ROUTER)
-        self.stdin_socket = context.socket(zmq.ROUTER)
-        for s, name in ((self.shell_socket, "shell_port"), (self.stdin_socket, "stdin_port")):
-            s.linger = 1000
-            setattr(self, name, self._bind_socket(s, getattr(self, name)))
-        if hasattr(zmq, "ROUTER_HANDOVER"):  # as ipykernel: zeromq reconnect problems
-            self.shell_socket.router_handover = self.stdin_socket.router_handover = 1
-        self.init_control(context)
-        self.init_iopub(context)
-        context.close_waiting()
-        self.log.debug("Took over the channels bound before the imports")
-
-    def _bind_socket(self, s: Any, port: int) -> Any:
-        """An early socket is bound already (moved if ipykernel asked in another order)."""
-        context = self.context
-        if isinstance(context, EarlyContext):
-            bound = context.bound_port(s)
-            if bound == port:
-                return port
-            if bound is not None:
-                s.unbind(s.getsockopt_string(zmq.LAST_ENDPOINT))
-            context.release(port)
-        return super()._bind_socket(s, port)
-
     def start(self) -> None:
-        """After the shell loop stops (a shutdown), the control thread ends the message it
-        is on before the interpreter exits: its last flush waits for the IOPub thread, which
-        ipykernel stops at exit, and in that order it waited out its 10 s timeout (the
-        frontend killed the kernel meanwhile)."""
-        super().start()
-        control = self.control_thread
-        if control is not None and control.is_alive():
-            control.stop()
-            control.join(timeout=_CONTROL_JOIN_S)
+        assert self.connection is not None and self.launcher is not None
+        try:
+            asyncio.run(self._serve(self.connection, self.launcher))
+        finally:
+            self.connection.close()
+
+    async def _serve(self, connection: Connection, launcher: Launcher) -> None:
+        from .kernel import SandboxKernel
+
+        kernel = SandboxKernel(connection.wire, *connection.channels(), self.log,
+                               connection.ports, launcher)
+        poller = asyncio.ensure_future(_watch_parent(kernel.stop, self.log))
+        try:
+            kernel.start()
+            await kernel.serve()
+        finally:
+            poller.cancel()
+
+
+async def _watch_parent(stop: Any, log: logging.Logger) -> None:
+    """Exit when the process that started the kernel is gone (as ipykernel's poller)."""
+    try:
+        parent = int(os.environ.get("JPY_PARENT_PID", "0"))
+    except ValueError:
+        parent = 0
+    if parent <= 1:
+        return
+    while os.getppid() == parent:
+        await asyncio.sleep(_PARENT_POLL_S)
+    log.warning("the kernel's parent process exited; shutting down")
+    stop()
 
 
 def main(argv: Any = None, early: EarlyStart | None = None,
-         sockets: tuple[EarlyContext, dict[str, Any]] | None = None) -> None:
-    SandboxKernelApp.launch_instance(argv=argv, early=early, early_sockets=sockets)
+         sockets: EarlySockets | None = None) -> None:
+    app = SandboxKernelApp(early=early, early_sockets=sockets)
+    app.initialize(argv)
+    app.start()

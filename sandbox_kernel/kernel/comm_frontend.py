@@ -1,18 +1,16 @@
 """The frontend's side of the comm bridge: its comm messages and comm_info requests.
 
-A comm message for one of the kernel's own comms goes to ipykernel's manager in this
-process; one for the sandbox's becomes a request whose handler's output is published as a
-cell's (comm_bridge.py has the other direction and the checks; docs/architecture.md,
-"Widgets").
+A comm message for one of the kernel's own comms goes to the comm manager in this
+process (host_comms.py); one for the sandbox's becomes a request whose handler's output is
+published as a cell's (comm_bridge.py has the other direction and the checks;
+docs/architecture.md, "Widgets").
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..agent.protocol import MAX_COMM_BUFFERS
 from ..errors import SandboxError
@@ -22,7 +20,6 @@ if TYPE_CHECKING:
     from .kernel import SandboxKernel
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 CONTROL_TARGET = "jupyter.widget.control"
 
 
@@ -33,12 +30,12 @@ class FrontendComms:
         self.bridge = bridge
 
     def install(self, kernel: SandboxKernel) -> None:
-        """Route the frontend's comm messages here, one shell message after another
-        (before the kernel starts its streams)."""
+        """Route the frontend's comm messages here; they take their turn among the shell's
+        requests, so a cell's output and idle never name a widget message (a cell's
+        widgets get their messages after it, as with ipykernel 6)."""
         for msg_type in ("comm_open", "comm_msg", "comm_close"):
             kernel.shell_handlers[msg_type] = getattr(self, "frontend_" + msg_type)
         kernel.shell_handlers["comm_info_request"] = self.comm_info_request
-        setattr(kernel, "shell_main", in_order(kernel))  # noqa: B010
 
     def _ours(self, msg: dict[str, Any]) -> bool:
         return msg["content"].get("comm_id") in self.bridge.manager.comms
@@ -57,30 +54,13 @@ class FrontendComms:
         if self._ours(msg):
             self.bridge.manager.comm_msg(stream, ident, msg)
         else:
-            await self._on_main(ident, msg, lambda: self._to_sandbox("comm_msg", msg))
+            await self._to_sandbox("comm_msg", msg)
 
     async def frontend_comm_close(self, stream: Any, ident: Any, msg: dict[str, Any]) -> None:
         if self._ours(msg):
             self.bridge.manager.comm_close(stream, ident, msg)
-        elif await self._on_main(ident, msg, lambda: self._to_sandbox("comm_close", msg)):
+        elif await self._to_sandbox("comm_close", msg):
             self.bridge.models.pop(msg["content"].get("comm_id"), None)
-
-    async def _on_main(self, ident: Any, msg: dict[str, Any],
-                       work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run `work` on the kernel's own event loop, where the sandbox's channel lives.
-        JupyterLab sends widget messages on a subshell, whose handlers run in another
-        thread with another loop; there, the comm message is set as the parent, so what
-        its handler publishes names it, and this thread waits, so its idle comes after."""
-        kernel = self.bridge.kernel
-        loop = kernel.io_loop.asyncio_loop  # type: ignore[attr-defined]
-        if asyncio.get_running_loop() is loop:
-            return await work()
-
-        async def as_parent() -> T:
-            kernel.set_parent(ident, msg, channel="shell")
-            return await work()
-
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(as_parent(), loop))
 
     async def _to_sandbox(self, msg_type: str, msg: dict[str, Any]) -> bool:
         bridge, content = self.bridge, msg["content"]
@@ -115,13 +95,12 @@ class FrontendComms:
         bridge, target = self.bridge, parent["content"].get("target_name")
         comms = {k: {"target_name": v.target_name} for k, v in bridge.manager.comms.items()
                  if target is None or v.target_name == target}
-        open_there = await self._on_main(ident, parent, lambda: self._sandbox_comms(target))
+        open_there = await self._sandbox_comms(target)
         comms.update({k: {"target_name": m.target} for k, m in bridge.models.items()
                       if (target is None or m.target == target) and
                       (open_there is None or k in open_there)})
-        assert bridge.kernel.session is not None
-        bridge.kernel.session.send(stream, "comm_info_reply", {"status": "ok", "comms": comms},
-                                   parent, ident)
+        bridge.kernel.send(stream, "comm_info_reply", {"status": "ok", "comms": comms}, parent,
+                           ident)
 
     async def _sandbox_comms(self, target: str | None) -> set[str] | None:
         session = self.bridge.kernel.current_session()
@@ -133,23 +112,3 @@ class FrontendComms:
         except SandboxError:
             return None  # busy or slow: the host's record stands
         return set(body["comms"])
-
-
-def in_order(kernel: SandboxKernel) -> Callable[..., Any]:
-    """ipykernel 7 handles a comm message at once while another shell message runs (for an
-    async cell awaiting a widget) and then restores the parent it saw on arrival, which is
-    stale if a cell started meanwhile: that cell's output and idle status then name another
-    message. Here cells never wait for widgets (the sandbox handles a widget's message after
-    its cell, as ipykernel 6 did), so comm messages take their turn like every other."""
-    original = kernel.shell_main
-
-    async def shell_main(subshell_id: str | None, msg: Any) -> None:
-        lock = getattr(kernel, "_main_asyncio_lock", None)
-        if subshell_id is None and lock is not None and lock.locked():
-            async with lock:
-                await kernel.dispatch_shell(msg, subshell_id=None)
-            return
-        await original(subshell_id, msg)
-
-    return shell_main
-

@@ -1,8 +1,8 @@
-"""The sandbox starts before ipykernel is imported: a speculative, early Launcher.
+"""The sandbox starts before the kernel's own imports: a speculative, early Launcher.
 
 `python -m sandbox_kernel` first reads the `Sandbox` settings (the same config files and
 `--Sandbox.*` arguments the app reads) and starts preparing the container, which the
-engine then does while ipykernel is imported (most of a kernel's start). The app stays
+engine then does while the kernel imports the rest of itself. The app stays
 the authority: it adopts the early launcher only if its own checked settings are the same,
 and otherwise removes what the early one started (docs/architecture.md, "Starting").
 """
@@ -25,9 +25,9 @@ BASENAME = "sandbox_kernel_config"
 class EarlyStart:
     """A launcher made from the settings as the app will (probably) read them.
 
-    It is made in the main thread before ipykernel is imported, not beside it: both are
+    It is made in the main thread before the kernel's imports, not beside them: both are
     CPU-bound imports under one GIL, so in parallel neither finishes sooner. Then the
-    engine creates and starts the container while the main thread imports ipykernel.
+    engine creates and starts the container while the main thread imports the kernel.
     """
 
     def __init__(self, argv: Sequence[str]) -> None:

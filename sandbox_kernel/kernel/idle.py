@@ -9,9 +9,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tornado.ioloop import PeriodicCallback
-
 from .launcher import Launcher
+
+
+class Periodic:
+    """Calls `fn` every `seconds` on the running event loop until stopped."""
+
+    def __init__(self, fn: Callable[[], None], seconds: float) -> None:
+        self.fn, self.seconds = fn, seconds
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._handle = asyncio.get_running_loop().call_later(self.seconds, self._tick)
+
+    def _tick(self) -> None:
+        self.start()
+        self.fn()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class IdleReclaim:
@@ -28,13 +46,12 @@ class IdleReclaim:
         self.log = log
         self.last_activity = time.monotonic()
         self.ran_cells = False
-        self._timer: PeriodicCallback | None = None
+        self._timer: Periodic | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def start(self) -> None:
         if self.timeout > 0:
-            every = max(0.25, min(60.0, self.timeout / 4)) * 1000
-            self._timer = PeriodicCallback(self.check, every)
+            self._timer = Periodic(self.check, max(0.25, min(60.0, self.timeout / 4)))
             self._timer.start()
 
     def stop(self) -> None:

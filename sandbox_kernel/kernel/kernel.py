@@ -13,9 +13,6 @@ import atexit
 import os
 from typing import TYPE_CHECKING, Any
 
-from ipykernel._version import kernel_protocol_version
-from ipykernel.kernelbase import Kernel
-
 from .. import __version__
 from ..errors import SandboxError, UsageError
 from ..sandbox.runs import CellRun
@@ -32,16 +29,23 @@ from .launcher import Launcher
 from .nethint import NetworkHint
 from .pacing import PacedIOPub
 from .policy import History
-from .stdin import ask_frontend, language_info
+from .requests import JupyterKernel
+from .stdin import language_info
 from .usage import usage_content
 from .widgets import Monitor, install_comms
 
 if TYPE_CHECKING:
+    import logging
+
+    import zmq.asyncio
+
     from ..sandbox.install_policy import InstallPolicy
     from ..sandbox.installs import Installs
+    from .channels import IOPubThread
+    from .wire import Wire
 
 
-class SandboxKernel(Kernel):
+class SandboxKernel(JupyterKernel):
     """Python (and Node, shell) cells in a sandbox container, with full Jupyter messaging."""
 
     implementation = "sandbox-kernel"
@@ -50,11 +54,11 @@ class SandboxKernel(Kernel):
               "(no network, read-only root, limits; %sandbox help).")
     language = "python"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        launcher = getattr(self.parent, "launcher", None)
-        self.launcher: Launcher = launcher if isinstance(launcher, Launcher) else \
-            Launcher.from_config(self.config)
+    def __init__(self, wire: Wire, shell: zmq.asyncio.Socket, control: zmq.asyncio.Socket,
+                 stdin: zmq.asyncio.Socket, iopub: IOPubThread, log: logging.Logger,
+                 ports: dict[str, int], launcher: Launcher) -> None:
+        super().__init__(wire, shell, control, stdin, iopub, log, ports)
+        self.launcher = launcher
         self.settings = self.launcher.settings
         self.policy = self.settings.output_policy()
         self.paced_iopub: PacedIOPub | None = None
@@ -82,7 +86,6 @@ class SandboxKernel(Kernel):
         self.idle_reclaim = IdleReclaim(self.launcher, self.settings.idle_timeout,
                                         lambda: self._busy, self._set_notice, self.log)
         self.interrupts = Interrupts(
-            lambda: self.io_loop.asyncio_loop,  # type: ignore[attr-defined]
             lambda: self.current_run, self.current_session,
             lambda: self._busy or self.comms.handling, self.settings.interrupt_grace, self.log)
         atexit.register(self._close_all)
@@ -97,26 +100,10 @@ class SandboxKernel(Kernel):
     def language_info(self) -> dict[str, Any]:  # type: ignore[override]
         return language_info(self.settings.language, self._python_version, self._node_version)
 
-    @property
-    def kernel_info(self) -> dict[str, Any]:
-        """Without the base class's debugpy import: this kernel has no debugger to offer.
-
-        Subshells are not advertised: their handlers run on another thread and event loop,
-        where only widget messages are made to work (kernel/comm_frontend.py); a completion
-        sent on one waited 15 s. Frontends then keep everything on the main shell."""
-        return {
-            "protocol_version": kernel_protocol_version,
-            "implementation": self.implementation,
-            "implementation_version": self.implementation_version,
-            "language_info": self.language_info, "banner": self.banner, "help_links": [],
-            "supported_features": [],
-        }
-
     # ----- the sandbox's life -------------------------------------------------------------
     def start(self) -> None:
-        super().start()
-        if self.iopub_thread is not None:
-            self.paced_iopub = PacedIOPub(self.iopub_thread)
+        """On the event loop, before the first request is read."""
+        self.paced_iopub = PacedIOPub(self.iopub_thread)
         self.launcher.start()  # no-op if the app already started it
         self.idle_reclaim.start()
 
@@ -160,11 +147,8 @@ class SandboxKernel(Kernel):
         return {"status": "ok", "restart": restart}
 
     # ----- interrupts (interrupts.py) ---------------------------------------------------
-    def pre_handler_hook(self) -> None:
-        self.interrupts.install()
-
-    def post_handler_hook(self) -> None:
-        self.interrupts.restore()
+    def on_interrupt(self) -> None:
+        self.interrupts.on_sigint()
 
     # ----- publishing (the executor's Frontend) ---------------------------------------------
     def publish(self, msg_type: str, content: dict[str, Any]) -> None:
@@ -258,7 +242,7 @@ class SandboxKernel(Kernel):
         """An input_request to the frontend of the current cell; None without stdin."""
         if not self._allow_stdin:
             return None
-        return await ask_frontend(self, prompt, password)
+        return await self.input_request(prompt, password)
 
     async def ask_password(self, prompt: str) -> str | None:
         return await self.ask(prompt, password=True)
@@ -273,8 +257,7 @@ class SandboxKernel(Kernel):
     async def usage_request(self, stream: Any, ident: Any, parent: Any) -> None:
         """Answer JupyterLab's kernel usage panel with the sandbox's figures, not ours."""
         content = await usage_content(self.current_session(), os.getpid(), self.limits)
-        assert self.session is not None
-        self.session.send(stream, "usage_reply", content, parent, ident)
+        self.send(stream, "usage_reply", content, parent, ident)
 
     # ----- introspection and history ------------------------------------------------------
     async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:

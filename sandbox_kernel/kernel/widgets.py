@@ -14,25 +14,22 @@ import contextlib
 import html
 from typing import TYPE_CHECKING, Any
 
-import comm
-import ipykernel.ipkernel  # noqa: F401 - installs ipykernel's comm factory and manager
-from tornado.ioloop import PeriodicCallback
-
 from ..errors import SandboxError
 from ..sandbox.spec import Health
 from .health import AMBER, RED, health_bundle
+from .host_comms import install_comm_factory
+from .idle import Periodic
 
 if TYPE_CHECKING:
     from .kernel import SandboxKernel
 
 COMM_MSG_TYPES = ("comm_open", "comm_msg", "comm_close")
-SAMPLE_MS = 1000
+SAMPLE_S = 1.0
 
 
 def install_comms(kernel: SandboxKernel) -> Any:
     """Give the kernel a comm manager and route comm messages to it (ipywidgets needs this)."""
-    manager = comm.get_comm_manager()
-    setattr(manager, "kernel", kernel)  # noqa: B010 - a traitlets trait mypy cannot see
+    manager = install_comm_factory(kernel)
     for msg_type in COMM_MSG_TYPES:
         kernel.shell_handlers[msg_type] = getattr(manager, msg_type)
     return manager
@@ -99,7 +96,7 @@ class Monitor:
     def __init__(self, kernel: SandboxKernel) -> None:
         self.kernel = kernel
         self.views: list[MonitorView] = []
-        self.timer: PeriodicCallback | None = None
+        self.timer: Periodic | None = None
         self._sampler: asyncio.Future[None] | None = None
 
     def show(self, health: Health) -> None:
@@ -112,7 +109,7 @@ class Monitor:
         self.kernel.publish("display_data", {"data": data, "metadata": {}, "transient": {}})
         self.views.append(view)
         if self.timer is None:
-            self.timer = PeriodicCallback(self.tick, SAMPLE_MS)
+            self.timer = Periodic(self.tick, SAMPLE_S)
             self.timer.start()
 
     def tick(self) -> None:

@@ -78,14 +78,14 @@ def test_no_engine_echoes_docker_host(start_kernel: Start, tmp_path: Path) -> No
     assert k.alive()
 
 
-def test_settings_only_the_app_reads_replace_the_early_sandbox(
-        start_kernel: Start, tmp_path: Path) -> None:
-    """The app is the authority on settings: `ipython_config.py` in a Jupyter config dir is
-    read by the app but not by the early start, so the early sandbox (default memory) is
-    removed and the kernel's own one has the app's limit."""
+def test_only_the_kernels_own_config_file_is_read(start_kernel: Start, tmp_path: Path) -> None:
+    """`sandbox_kernel_config.py` in a Jupyter config dir sets the limits, read alike by the
+    early start and the app (one sandbox); IPython's `ipython_config.py` beside it is for
+    IPython, not this kernel (the other-settings path is tests/unit/test_early_start.py)."""
     confdir = tmp_path / "jupyter-config"
     confdir.mkdir()
-    (confdir / "ipython_config.py").write_text('c.Sandbox.memory = "300m"\n')
+    (confdir / "ipython_config.py").write_text('c.Sandbox.memory = "200m"\n')
+    (confdir / "sandbox_kernel_config.py").write_text('c.Sandbox.memory = "300m"\n')
     k = start_kernel(env={**os.environ, "JUPYTER_CONFIG_DIR": str(confdir)})
     r = k.ok("print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read())")
     assert r.text("stdout").strip() == str(300 * 2**20)

@@ -336,22 +336,21 @@ def test_matplotlib_widget_needs_its_module_on_the_allow_list(start_kernel: Any)
     assert any("image/png" in d for d in r2.displays())  # its static fallback is shown
 
 
-def test_widget_messages_on_a_subshell_as_jupyterlab_sends_them(k: KernelHandle) -> None:
-    """JupyterLab sends widget messages on a kernel subshell (another thread here): their
-    handlers still reach the sandbox, with their output before their idle status."""
-    create = k.kc.session.msg("create_subshell_request", {})
-    k.kc.control_channel.send(create)
-    reply = k.kc.control_channel.get_msg(timeout=30)
-    subshell = reply["content"]["subshell_id"]
-    r = k.ok("sub = w.IntText()\nsub.observe(lambda ch: print('on subshell', ch['new']), "
+def test_no_subshells_offered_so_widget_messages_come_on_the_shell(k: KernelHandle) -> None:
+    """JupyterLab sends widget messages on a subshell only to a kernel that offers them:
+    this one does not, and on the shell their handlers reach the sandbox, with their output
+    before their idle status."""
+    k.kc.kernel_info()
+    info = k.kc.get_shell_msg(timeout=30)["content"]
+    assert "kernel subshells" not in info.get("supported_features", [])
+    r = k.ok("sub = w.IntText()\nsub.observe(lambda ch: print('on the shell', ch['new']), "
              "'value')\nsub")
     (sid,) = opened(r, "IntTextModel")
     for value in (1, 2):
         msg = k.kc.session.msg("comm_msg", {"comm_id": sid, "data": {
             "method": "update", "state": {"value": value}, "buffer_paths": []}})
-        msg["header"]["subshell_id"] = subshell
         k.kc.shell_channel.send(msg)
         seen = [m.content["text"] for m in k.until_idle(msg["header"]["msg_id"])
                 if m.type == "stream"]
-        assert seen == [f"on subshell {value}\n"]
+        assert seen == [f"on the shell {value}\n"]
     assert k.value("sub.value") == "2"

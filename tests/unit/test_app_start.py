@@ -1,6 +1,6 @@
-"""The kernel app leaves out the start-up steps only a kernel running user code on the host
-needs, and the output sanitizers until an output needs them (docs/architecture.md,
-"Starting"): they cost every kernel process memory."""
+"""The kernel process imports none of what a kernel running user code on the host needs,
+and the output sanitizers only when an output needs them (docs/architecture.md, "The
+kernel process"): each would cost every notebook memory."""
 
 from __future__ import annotations
 
@@ -8,26 +8,17 @@ import json
 import subprocess
 import sys
 
-PROBE = """
+NOT_LOADED = ("ipykernel", "IPython", "jupyter_client", "tornado", "dateutil", "psutil", "pdb",
+              "nh3", "tinycss2", "ipywidgets")
+PROBE = f"""
 import json, sys
 from sandbox_kernel.kernel.app import SandboxKernelApp
-app = SandboxKernelApp()
-ip = app.ip
-app.init_pdb()
-print(json.dumps({"ip": ip, "loaded": sorted(m for m in ("psutil", "pdb", "IPython.core.debugger",
-                                                        "nh3", "tinycss2")
-                                              if m in sys.modules)}))
+import sandbox_kernel.kernel.kernel
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & set({NOT_LOADED!r}))))
 """
 
 
-def test_the_loopback_default_no_pdb_patch_and_no_sanitizer_import_nothing_more() -> None:
+def test_the_kernel_process_loads_no_ipykernel_jupyter_client_or_sanitizer() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                          timeout=60, check=True).stdout
-    assert json.loads(out.splitlines()[-1]) == {"ip": "127.0.0.1", "loaded": []}
-
-
-def test_an_ipc_kernel_keeps_jupyters_default_address() -> None:
-    from sandbox_kernel.kernel.app import SandboxKernelApp
-
-    app = SandboxKernelApp(transport="ipc", connection_file="/tmp/kernel-x.json")
-    assert app.ip == "/tmp/kernel-x-ipc"
+    assert json.loads(out.splitlines()[-1]) == []

@@ -46,26 +46,19 @@ def test_the_connection_file_argument_is_found() -> None:
     assert connection_file(["-f"]) is None
 
 
-def test_channels_are_bound_and_handed_out_by_type_in_order(conn: str) -> None:
+def test_channels_are_bound_by_name_on_their_ports(conn: str) -> None:
     early = bind_early(["-f", conn])
     assert early is not None
-    context, info = early
-    shell, stdin = context.socket(zmq.ROUTER), context.socket(zmq.ROUTER)
-    fresh = context.socket(zmq.DEALER)
+    info = early.info
     try:
         for name in ("shell", "stdin", "control", "iopub"):
             assert accepts(info[f"{name}_port"]), name
-        assert not accepts(info["hb_port"])  # the heartbeat binds as ipykernel does
-        assert context.bound_port(shell) == info["shell_port"]
-        assert context.bound_port(stdin) == info["stdin_port"]
-        assert context.bound_port(fresh) is None
-        context.release(info["control_port"])
-        assert not accepts(info["control_port"])  # release waits until the port is free
+            assert early.sockets[name].getsockopt_string(zmq.LAST_ENDPOINT).endswith(
+                f":{info[f'{name}_port']}")
+        assert not accepts(info["hb_port"])  # the heartbeat binds with the app
     finally:
-        for s in (shell, stdin, fresh):
-            s.close(linger=0)
-        context.close_waiting()
-        context.term()
+        early.close()
+        early.context.term()
 
 
 @pytest.mark.parametrize("change", [{"transport": "ipc"}, {"curve_publickey": "x"},
@@ -119,22 +112,52 @@ def test_the_kernel_answers_on_the_sockets_it_bound_early(
     assert "Took over the channels bound before the imports" in proc.communicate(timeout=30)[1]
 
 
-def test_a_socket_asked_for_another_port_is_moved_there(conn: str) -> None:
-    """Were ipykernel to make its channels in another order, each still ends on its port."""
-    from sandbox_kernel.kernel.app import SandboxKernelApp
+def test_early_sockets_for_another_file_are_closed_and_the_app_binds_its_own(
+        conn: str, tmp_path: Path) -> None:
+    """The early sockets stand only for the file they were bound from."""
+    import logging
+
+    from sandbox_kernel.kernel.connection import Connection
 
     early = bind_early(["-f", conn])
     assert early is not None
-    context, info = early
-    app = SandboxKernelApp(ip="127.0.0.1", transport="tcp")
-    app.context = context
-    shell = context.socket(zmq.ROUTER)  # bound at the shell port; asked for stdin's
+    other, _ = write_connection_file(str(tmp_path / "other.json"))
+    connection = Connection.open(str(other), early, logging.getLogger("test"))
     try:
-        assert app._bind_socket(shell, info["stdin_port"]) == info["stdin_port"]
-        assert shell.getsockopt_string(zmq.LAST_ENDPOINT).endswith(f":{info['stdin_port']}")
-        assert [s.getsockopt_string(zmq.LAST_ENDPOINT) for s in context.waiting] == [
-            f"tcp://127.0.0.1:{info[f'{n}_port']}" for n in ("control", "iopub")]
+        assert not accepts(early.info["shell_port"])
+        assert accepts(info_of(str(other))["shell_port"])
+        assert accepts(info_of(str(other))["hb_port"])
     finally:
-        shell.close(linger=0)
-        context.close_waiting()
-        context.term()
+        connection.close()
+
+
+def test_an_ipc_connection_file_binds_each_channel_to_its_own_socket_file(
+        tmp_path: Path) -> None:
+    """As ipykernel: over ipc, channel `name` with port N listens at the file `{ip}-{N}`."""
+    import logging
+
+    from sandbox_kernel.kernel.connection import Connection
+
+    ip = str(tmp_path / "kernel-ipc")
+    path = tmp_path / "ipc.json"
+    path.write_text(json.dumps({"transport": "ipc", "ip": ip, "key": "k", "shell_port": 7}))
+    connection = Connection.open(str(path), None, logging.getLogger("test"))
+    try:
+        ports = connection.ports
+        assert ports["shell_port"] == 7
+        assert len(set(ports.values())) == 5
+        for port in ports.values():
+            assert Path(f"{ip}-{port}").is_socket()
+    finally:
+        connection.close()
+
+
+def test_a_transport_neither_tcp_nor_ipc_is_refused_by_name(tmp_path: Path) -> None:
+    import logging
+
+    from sandbox_kernel.kernel.connection import Connection
+
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"transport": "inproc", "ip": "x", "key": "k"}))
+    with pytest.raises(ValueError, match="the transport must be tcp or ipc"):
+        Connection.open(str(path), None, logging.getLogger("test"))
