@@ -24,7 +24,9 @@ from .wire import Wire, WireError, utcnow
 SHELL_TYPES = ("execute_request", "complete_request", "inspect_request", "history_request",
                "comm_info_request", "kernel_info_request", "connect_request",
                "shutdown_request", "is_complete_request", "interrupt_request")
-CONTROL_TYPES = (*SHELL_TYPES, "usage_request")
+#: Control takes the shell's requests too (as ipykernel), but a cell: its output would carry
+#: the parent of whatever runs on the shell, so it is answered with an error instead.
+CONTROL_TYPES = (*(t for t in SHELL_TYPES if t != "execute_request"), "usage_request")
 Handler = Callable[[Any, list[bytes], dict[str, Any]], Awaitable[None] | None]
 _STOP_ABORTING = object()
 
@@ -43,6 +45,7 @@ class KernelBase(ABC):
         self.shell_handlers: dict[str, Handler] = {t: getattr(self, t) for t in SHELL_TYPES}
         self.control_handlers: dict[str, Handler] = {
             t: getattr(self, t) for t in CONTROL_TYPES}
+        self.control_handlers["execute_request"] = self._refuse_execute
         self._parent: dict[str, Any] = {}
         self._parent_ident: list[bytes] = []
         self._aborting = False
@@ -193,6 +196,13 @@ class KernelBase(ABC):
     def finish_metadata(self, parent: dict[str, Any], metadata: dict[str, Any],
                         reply_content: dict[str, Any]) -> dict[str, Any]:
         return metadata
+
+    async def _refuse_execute(self, stream: Any, idents: list[bytes],
+                              msg: dict[str, Any]) -> None:
+        content = {"status": "error", "execution_count": self.execution_count,
+                   "ename": "UsageError", "traceback": [],
+                   "evalue": "cells run on the shell channel, not on control"}
+        self.send(stream, "execute_reply", content, msg, idents)
 
     def _abort_reply(self, stream: Any, idents: list[bytes], msg: dict[str, Any]) -> None:
         self.log.info("Aborting %s", msg["header"].get("msg_id"))

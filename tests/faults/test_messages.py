@@ -31,18 +31,26 @@ def mk() -> Iterator[KernelHandle]:
         h.close()
 
 
-@pytest.fixture
-def shell(mk: KernelHandle) -> Iterator[zmq.Socket]:
-    """A second client socket on the kernel's shell channel, ours to abuse."""
+def _dealer(mk: KernelHandle, channel: str) -> Iterator[zmq.Socket]:
     info = mk.km.get_connection_info()
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0
-    sock.connect(f"{info['transport']}://{info['ip']}:{info['shell_port']}")
+    sock.connect(f"{info['transport']}://{info['ip']}:{info[f'{channel}_port']}")
     try:
         yield sock
     finally:
         sock.close()
+
+
+@pytest.fixture
+def shell(mk: KernelHandle) -> Iterator[zmq.Socket]:
+    """A second client socket on the kernel's shell channel, ours to abuse."""
+    yield from _dealer(mk, "shell")
+
+
+@pytest.fixture
+def control(mk: KernelHandle) -> Iterator[zmq.Socket]:
+    yield from _dealer(mk, "control")
 
 
 def _session(mk: KernelHandle, key: bytes | None = None) -> Session:
@@ -126,3 +134,17 @@ def test_code_that_is_not_a_string_is_refused_with_an_error_reply(
         assert str(content["evalue"]).endswith("the kernel is still running"), content
     assert _sandbox_files(mk) == []
     assert mk.value("6 * 7") == "42"
+
+
+def test_a_cell_sent_on_control_is_answered_with_an_error_and_never_runs(
+        mk: KernelHandle, control: zmq.Socket) -> None:
+    """Its output would be published under the parent of the shell's request."""
+    good = _session(mk)
+    good.send(control, "execute_request", _content(_code("on-control")))
+    (reply,) = _replies(control, good, 30, expect=1)
+    assert (reply["msg_type"], reply["content"]["status"]) == ("execute_reply", "error")
+    assert reply["content"]["evalue"] == "cells run on the shell channel, not on control"
+    good.send(control, "kernel_info_request", {})
+    assert [r["msg_type"] for r in _replies(control, good, 30, expect=1)] == [
+        "kernel_info_reply"]
+    assert _sandbox_files(mk) == []
