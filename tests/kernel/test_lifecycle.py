@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +61,46 @@ def test_no_container_within_10s_of_sigkill(start_kernel: Start) -> None:
     assert gone, f"container {cid[:12]} still there {GONE_WITHIN_S} s after SIGKILL"
     assert time.monotonic() - killed_at <= GONE_WITHIN_S + 1
     assert not containers_of(k.pid)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow to collect it)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_kernel_and_its_sandbox_go_when_the_process_that_started_it_dies(
+        tmp_path: Path) -> None:
+    """As ipykernel's parent poller: a kernel whose launcher was SIGKILLed exits (removing
+    its sandbox) instead of holding a container for nobody."""
+    from jupyter_client.connect import write_connection_file
+
+    conn, _ = write_connection_file(str(tmp_path / "kernel.json"))
+    launcher = ("import os, subprocess, sys, time\n"
+                "k = subprocess.Popen([sys.executable, '-m', 'sandbox_kernel', '-f', sys.argv[1]],"
+                " stdout=subprocess.DEVNULL,"
+                " env={**os.environ, 'JPY_PARENT_PID': str(os.getpid())})\n"
+                "print(k.pid, flush=True)\ntime.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", launcher, conn], stdout=subprocess.PIPE,
+                              text=True)
+    assert parent.stdout is not None
+    kernel = int(parent.stdout.readline())
+    try:
+        assert wait_until(lambda: containers_of(kernel), 60), "the kernel started no sandbox"
+        parent.kill()
+        parent.wait(timeout=30)
+        assert wait_until(lambda: not _running(kernel), GONE_WITHIN_S), \
+            "the kernel outlived the process that started it"
+        assert wait_until(lambda: not containers_of(kernel), GONE_WITHIN_S)
+    finally:
+        if _running(kernel):
+            os.kill(kernel, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
+        parent.communicate(timeout=30)
 
 
 def test_restart_gives_a_fresh_empty_sandbox(start_kernel: Start) -> None:
