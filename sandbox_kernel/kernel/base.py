@@ -154,8 +154,11 @@ class KernelBase(ABC):
             parts = await self._queue.get()
             if parts is _STOP_ABORTING:
                 self._aborting = False
-            else:
+                continue
+            try:
                 await self._dispatch(parts, self.shell_socket, self.shell_handlers, True)
+            except Exception:  # the shell loop must outlive any one request
+                self.log.exception("Exception dispatching a shell request")
 
     async def _dispatch(self, parts: list[bytes], stream: Any, handlers: dict[str, Handler],
                         shell: bool) -> None:

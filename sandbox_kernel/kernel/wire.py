@@ -129,7 +129,7 @@ class Wire:
                 self._seen.popitem(last=False)
         try:
             header, parent, metadata, content = (json.loads(b) for b in body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise WireError(f"a frame is not JSON: {exc}") from None
         if not isinstance(header, dict) or not isinstance(content, dict):
             raise WireError("header or content is not an object")
