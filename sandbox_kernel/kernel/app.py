@@ -41,7 +41,7 @@ class SandboxKernelApp(Application):
     connection_file = Unicode("", help="The connection file a Jupyter client wrote for this "
                               "kernel (-f); without one, a new file in Jupyter's runtime "
                               "directory.").tag(config=True)
-    aliases = {"f": "SandboxKernelApp.connection_file"}
+    aliases = {"f": "SandboxKernelApp.connection_file", "log-level": "Application.log_level"}
     early = Instance(EarlyStart, allow_none=True,
                      help="A sandbox started before the kernel's imports (early.py).")
     early_sockets = AnyTrait(None, allow_none=True,

@@ -22,3 +22,14 @@ def test_the_kernel_process_loads_no_ipykernel_jupyter_client_or_sanitizer() -> 
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert json.loads(out.splitlines()[-1]) == []
+
+
+def test_the_command_line_takes_ipykernels_connection_and_logging_options() -> None:
+    from sandbox_kernel.kernel.app import SandboxKernelApp
+
+    app = SandboxKernelApp()
+    app.parse_command_line(["-f", "/tmp/kernel-1.json", "--log-level=DEBUG"])
+    assert (app.connection_file, app.log_level) == ("/tmp/kernel-1.json", 10)
+    app = SandboxKernelApp()
+    app.parse_command_line(["--debug"])
+    assert app.log_level == 10
