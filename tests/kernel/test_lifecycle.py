@@ -103,6 +103,34 @@ def test_the_kernel_and_its_sandbox_go_when_the_process_that_started_it_dies(
         parent.communicate(timeout=30)
 
 
+def test_a_kernel_started_by_hand_writes_a_private_connection_file_to_connect_to(
+        tmp_path: Path) -> None:
+    """As ipykernel without -f: a file in Jupyter's runtime directory, readable by its owner
+    only (it holds the signing key), that `jupyter console --existing` can use."""
+    from jupyter_client.blocking import BlockingKernelClient
+
+    kernel = subprocess.Popen([sys.executable, "-m", "sandbox_kernel"], stderr=subprocess.PIPE,
+                              text=True, env={**os.environ,
+                                              "JUPYTER_RUNTIME_DIR": str(tmp_path)})
+    path = tmp_path / f"kernel-{kernel.pid}.json"
+    client = BlockingKernelClient()
+    try:
+        assert wait_until(path.exists, 30), "no connection file was written"
+        assert path.stat().st_mode & 0o077 == 0
+        client.load_connection_file(str(path))
+        client.start_channels()
+        assert client.kernel_info(reply=True, timeout=30)["content"]["status"] == "ok"
+        client.shutdown()
+        assert kernel.wait(timeout=30) == 0
+        assert not containers_of(kernel.pid)
+    finally:
+        client.stop_channels()
+        if kernel.poll() is None:
+            kernel.kill()
+        _, err = kernel.communicate(timeout=30)
+    assert f"--existing {path.name}" in err
+
+
 def test_restart_gives_a_fresh_empty_sandbox(start_kernel: Start) -> None:
     k = start_kernel()
     k.ok("open('/sandbox/before-restart.txt', 'w').write('x')\nrestart_var = 1")
